@@ -17,10 +17,11 @@ import torch
 
 ArrayLike = torch.Tensor | np.ndarray
 
-#: A matrix whose condition number reaches this is treated as singular: a float64 solve with it
-#: keeps fewer than ~4 correct digits.
-SINGULAR_CONDITION = 1e12
-#: Above this condition number a construction still runs but reports ill-conditioning.
+#: A matrix whose condition number reaches ``1 / eps`` of float64 is numerically singular: no
+#: solve with it keeps a single correct digit, so constructions refuse it.
+SINGULAR_CONDITION = 1.0 / float(torch.finfo(torch.float64).eps)
+#: Above this condition number a construction still runs but warns: a float64 solve then keeps
+#: fewer than ~8 correct digits.
 ILL_CONDITIONED = 1e8
 
 
@@ -38,7 +39,9 @@ def as_tensor(x: ArrayLike, name: str, dtype: torch.dtype = torch.float64) -> to
     try:
         t = torch.as_tensor(x).to(dtype)
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"{name} must be a numeric tensor or array, got {type(x).__name__}") from exc
+        raise ValueError(
+            f"{name} must be a numeric tensor or array, got {type(x).__name__}"
+        ) from exc
     if not torch.isfinite(t).all():
         raise ValueError(f"{name} contains non-finite entries (NaN or inf)")
     return t
@@ -48,7 +51,9 @@ def as_square(x: ArrayLike, name: str, dtype: torch.dtype = torch.float64) -> to
     """:func:`as_tensor` plus a check that ``x`` is a square ``(D, D)`` matrix."""
     t = as_tensor(x, name, dtype)
     if t.ndim != 2 or t.shape[0] != t.shape[1] or t.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty square (D, D) matrix, got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"{name} must be a non-empty square (D, D) matrix, got shape {tuple(t.shape)}"
+        )
     return t
 
 
@@ -64,7 +69,9 @@ def as_square_list(
     out = [as_square(m, f"{name}[{i}]", dtype) for i, m in enumerate(mats)]
     widths = {m.shape[0] for m in out}
     if len(widths) != 1:
-        raise ValueError(f"all matrices in {name} must share one width D, got widths {sorted(widths)}")
+        raise ValueError(
+            f"all matrices in {name} must share one width D, got widths {sorted(widths)}"
+        )
     return out
 
 
@@ -80,7 +87,7 @@ def check_rank(rank: object, name: str = "rank", upper: int | None = None) -> in
 
 
 def product(mats: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``∏_{l=1}^{L} W_l = W_L ⋯ W_1`` for ``mats = [W_1, …, W_L]`` (the empty product is not allowed)."""
+    """``∏_{l=1}^{L} W_l = W_L ⋯ W_1`` for ``mats = [W_1, …, W_L]`` (at least one matrix)."""
     if not mats:
         raise ValueError("product of an empty list is undefined here; pass at least one matrix")
     out = mats[0]
@@ -95,7 +102,7 @@ def singular_values(a: torch.Tensor) -> torch.Tensor:
 
 
 def sigma(a: torch.Tensor, i: int) -> torch.Tensor:
-    """``σ_i(a)``: the i-th largest singular value, 1-based, with ``σ_i = 0`` for ``i > min(a.shape)``."""
+    """``σ_i(a)``: i-th largest singular value, 1-based; ``σ_i = 0`` for ``i > min(a.shape)``."""
     if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 1:
         raise ValueError(f"singular-value index must be an integer ≥ 1, got {i!r}")
     s = singular_values(a)

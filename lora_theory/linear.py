@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -61,7 +62,7 @@ def _inputs(
 
 
 def layer_ranks(rank: Ranks, n_layers: int, width: int) -> list[int]:
-    """Normalise ``rank`` (one ``R`` or ``[R_1, …, R_L]``) to a list of ``n_layers`` ranks in ``[1, D]``."""
+    """Normalise ``rank`` (``R`` or ``[R_1, …, R_L]``) to ``n_layers`` ranks, each in ``[1, D]``."""
     if isinstance(rank, Sequence) and not isinstance(rank, str):
         ranks = [check_rank(r, f"rank[{i}]", width) for i, r in enumerate(rank)]
         if len(ranks) != n_layers:
@@ -108,7 +109,7 @@ def population_mse(
 def required_rank(
     target: ArrayLike, frozen: Sequence[ArrayLike], dtype: torch.dtype = torch.float64
 ) -> int:
-    """The exactness threshold ``⌈rank(E) / L⌉`` (``0`` if the frozen model already equals the target)."""
+    """The exactness threshold ``⌈rank(E) / L⌉`` (``0`` when the frozen model equals the target)."""
     e = error_matrix(target, frozen, dtype)
     return math.ceil(numerical_rank(e) / len(frozen))
 
@@ -169,19 +170,76 @@ def diagnose(
     bounds = _cumulative_ranks(ranks[:-1], numerical_rank(e))
     used = sorted(set(bounds))
     return AssumptionReport(
-        frozen=tuple(Conditioning.of(f"W_{l + 1}", w) for l, w in enumerate(ws)),
-        corrected=tuple(Conditioning.of(f"∏W + LR_{r}(E)", prod + low_rank_approx(e, r)) for r in used),
+        frozen=tuple(Conditioning.of(f"W_{k + 1}", w) for k, w in enumerate(ws)),
+        corrected=tuple(
+            Conditioning.of(f"∏W + LR_{r}(E)", prod + low_rank_approx(e, r)) for r in used
+        ),
     )
 
 
-def _checked(name: str, a: torch.Tensor, why: str) -> torch.Tensor:
-    """Return ``a`` after checking it can be solved with; raise or warn otherwise."""
-    c = Conditioning.of(name, a)
-    if c.singular:
-        raise AssumptionError(f"Lemma 1's non-singularity assumption fails: {c} ({why})")
-    if c.ill_conditioned:
-        warnings.warn(f"ill-conditioned solve in Lemma 1's construction: {c}", ConditioningWarning, stacklevel=3)
+def _solve_with(
+    name: str, a: torch.Tensor, record: dict[str, Conditioning], why: Callable[[], str]
+) -> torch.Tensor:
+    """Return ``a`` after checking (once per name) that it can be solved with; raise if singular."""
+    if name not in record:
+        record[name] = Conditioning.of(name, a)
+        if record[name].singular:
+            raise AssumptionError(f"{record[name]} is numerically singular: {why()}")
     return a
+
+
+def _explain_adapted(
+    wbar: torch.Tensor, ws: list[torch.Tensor], e: torch.Tensor, k: int, r: int
+) -> str:
+    """Why ``W'_k`` is singular: Lemma 1's assumption, or only the conditioning of ``P_k``."""
+    corrected = Conditioning.of(f"∏W + LR_{r}(E)", product(ws) + low_rank_approx(e, r))
+    if corrected.singular:
+        return f"Lemma 1's non-singularity assumption fails ({corrected})"
+    above = Conditioning.of(f"W_{len(ws)} ⋯ W_{k + 2}", product(ws[k + 1 :]))
+    return (
+        f"Lemma 1's assumption holds ({corrected}), but W'_{k + 1} = P^{{-1}}(∏W + LR_{r}(E)) "
+        f"inherits the conditioning of the frozen product P = {above}: the construction is "
+        "too ill-conditioned for float64 at this depth"
+    )
+
+
+def _construct(
+    wbar: torch.Tensor, ws: list[torch.Tensor], ranks: list[int]
+) -> tuple[list[LoRAFactors], dict[str, Conditioning]]:
+    """Lemma 1's adapters and the conditioning of every matrix the construction solved with."""
+    width, dtype = wbar.shape[0], wbar.dtype
+    e = wbar - product(ws)
+    u, s, vh = torch.linalg.svd(e)
+    rank_e = int((s > default_tol(e)).sum())
+    bounds = _cumulative_ranks(ranks, rank_e)
+    record: dict[str, Conditioning] = {}
+
+    adapters: list[LoRAFactors] = []
+    adapted: list[torch.Tensor] = []  # W'_k = W_k + ΔW_k for the layers below the current one
+    for layer, w in enumerate(ws):
+        lo, hi = bounds[layer], bounds[layer + 1]
+        if hi == lo:
+            adapters.append(LoRAFactors.zeros(width, dtype))
+        else:
+            # B = P_l^{-1} U_J S_J = W_{l+1}^{-1} ⋯ W_L^{-1} U_J S_J, one solve per frozen factor.
+            b = u[:, lo:hi] * s[lo:hi]
+            for k in range(len(ws) - 1, layer, -1):
+                frozen_k = _solve_with(
+                    f"W_{k + 1}",
+                    ws[k],
+                    record,
+                    lambda: "Lemma 1 assumes every frozen W_l invertible",
+                )
+                b = torch.linalg.solve(frozen_k, b)
+            # A = V_Jᵀ Q̃_{l-1}^{-1} = V_Jᵀ W'_1^{-1} ⋯ W'_{l-1}^{-1}, one solve per adapted factor.
+            a = vh[lo:hi]
+            for k, wk in enumerate(adapted):
+                why = partial(_explain_adapted, wbar, ws, e, k, bounds[k + 1])
+                adapted_k = _solve_with(f"W_{k + 1} + ΔW_{k + 1}", wk, record, why)
+                a = torch.linalg.solve(adapted_k, a, left=False)
+            adapters.append(LoRAFactors(b, a))
+        adapted.append(adapters[-1].merge(w))
+    return adapters, record
 
 
 def construct(
@@ -198,30 +256,27 @@ def construct(
     ``B_l = P_l^{-1} U_J S_J`` and ``A_l = V_Jᵀ Q̃_{l-1}^{-1}``, each computed by solves through
     one factor at a time. Raises :class:`~lora_theory.linalg.AssumptionError` (a ``ValueError``)
     if a matrix it must solve with is singular, and warns with :class:`ConditioningWarning` if
-    one is ill-conditioned. Blocks beyond ``rank(E)`` get empty adapters and need no solve.
+    one is ill-conditioned (see :func:`construction_conditioning`). Blocks beyond ``rank(E)`` get
+    empty adapters and need no solve.
     """
     wbar, ws = _inputs(target, frozen, dtype)
-    width = ws[0].shape[0]
-    ranks = layer_ranks(rank, len(ws), width)
-    e = wbar - product(ws)
-    u, s, vh = torch.linalg.svd(e)
-    rank_e = int((s > default_tol(e)).sum())
-    bounds = _cumulative_ranks(ranks, rank_e)
-
-    adapters: list[LoRAFactors] = []
-    adapted: list[torch.Tensor] = []  # W_k + ΔW_k for k < l, input first
-    for l, w in enumerate(ws):
-        lo, hi = bounds[l], bounds[l + 1]
-        if hi == lo:
-            adapters.append(LoRAFactors.zeros(width, dtype))
-        else:
-            b = u[:, lo:hi] * s[lo:hi]  # U_J S_J, then B = P_l^{-1} U_J S_J = W_{l+1}^{-1} ⋯ W_L^{-1} U_J S_J
-            for k in range(len(ws) - 1, l, -1):
-                b = torch.linalg.solve(_checked(f"W_{k + 1}", ws[k], "frozen layer"), b)
-            a = vh[lo:hi]  # V_Jᵀ, then A = V_Jᵀ Q̃^{-1} = V_Jᵀ W'_1^{-1} ⋯ W'_{l-1}^{-1}
-            for k, wk in enumerate(adapted):
-                why = f"∏W + LR_{bounds[k + 1]}(E) is singular"
-                a = torch.linalg.solve(_checked(f"W_{k + 1} + ΔW_{k + 1}", wk, why), a, left=False)
-            adapters.append(LoRAFactors(b, a))
-        adapted.append(adapters[-1].merge(w))
+    adapters, record = _construct(wbar, ws, layer_ranks(rank, len(ws), ws[0].shape[0]))
+    for c in record.values():
+        if c.ill_conditioned:
+            msg = f"ill-conditioned solve in Lemma 1's construction: {c}"
+            warnings.warn(msg, ConditioningWarning, stacklevel=2)
     return adapters
+
+
+def construction_conditioning(
+    target: ArrayLike, frozen: Sequence[ArrayLike], rank: Ranks, dtype: torch.dtype = torch.float64
+) -> tuple[Conditioning, ...]:
+    """Conditioning of every matrix :func:`construct` solves with, in the order it meets them.
+
+    The frozen factors ``W_k`` enter through ``P_l^{-1}`` and the adapted factors
+    ``W'_k = W_k + ΔW_k`` through ``Q̃_{l-1}^{-1}``; round-off in the construction grows with their
+    condition numbers, which is what limits its accuracy for deep frozen models.
+    """
+    wbar, ws = _inputs(target, frozen, dtype)
+    _, record = _construct(wbar, ws, layer_ranks(rank, len(ws), ws[0].shape[0]))
+    return tuple(record.values())

@@ -30,7 +30,7 @@ def set_seed(seed: int) -> torch.Generator:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds legacy global-state users too)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
@@ -43,7 +43,7 @@ def check_mode(value: str) -> Mode:
 
 
 def mode(override: str | None = None) -> Mode:
-    """The run mode: ``override`` if given, else ``$LORA_THEORY_MODE``, else full iff CUDA exists."""
+    """The run mode: ``override``, else ``$LORA_THEORY_MODE``, else ``"full"`` iff CUDA exists."""
     if override is not None:
         return check_mode(override)
     env = os.environ.get(MODE_ENV, "").strip().lower()

@@ -1,0 +1,215 @@
+"""Lemma 1 (chapter "Linear models"): the construction attains σ_{RL+1}(E); exact at threshold."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lora_theory import linear
+from lora_theory.linalg import AssumptionError, low_rank_approx, sigma, singular_values
+
+
+def spectral(a: torch.Tensor) -> float:
+    return float(torch.linalg.matrix_norm(a, 2))
+
+
+def random_instance(seed: int, width: int, depth: int, rank_e: int | None = None):
+    """Gaussian frozen factors and a target whose error matrix has rank ``rank_e`` (default D)."""
+    g = torch.Generator().manual_seed(seed)
+    frozen = [torch.randn(width, width, generator=g, dtype=torch.float64) for _ in range(depth)]
+    rank_e = width if rank_e is None else rank_e
+    e = torch.randn(width, rank_e, generator=g, dtype=torch.float64) @ torch.randn(
+        rank_e, width, generator=g, dtype=torch.float64
+    )
+    target = linear.error_matrix(torch.zeros(width, width), frozen).neg() + e  # ∏W + E
+    return target, frozen
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    width=st.integers(2, 12),
+    depth=st.integers(1, 4),
+    data=st.data(),
+)
+def test_construction_attains_sigma_rl_plus_one(seed, width, depth, data):
+    rank_e = data.draw(st.integers(0, width), label="rank(E)")
+    rank = data.draw(st.integers(1, width), label="R")
+    target, frozen = random_instance(seed, width, depth, rank_e)
+    adapters = linear.construct(target, frozen, rank)
+    err = spectral(linear.adapted_product(frozen, adapters) - target)
+    scale = max(1.0, spectral(target))
+    assert err == pytest.approx(linear.min_error(target, frozen, rank), abs=1e-8 * scale)
+    assert all(a.rank() <= rank for a in adapters)
+    if rank * depth >= rank_e:  # at or above ⌈rank(E)/L⌉: exact representation
+        assert err <= 1e-8 * scale
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), width=st.integers(2, 10), depth=st.integers(1, 4))
+def test_no_adapter_beats_the_bound(seed, width, depth):
+    """Lower bound of Lemma 1: random rank-R adapters never get below σ_{RL+1}(E)."""
+    target, frozen = random_instance(seed, width, depth)
+    g = torch.Generator().manual_seed(seed + 1)
+    rank = max(1, width // (depth + 1))
+    deltas = [
+        torch.randn(width, rank, generator=g, dtype=torch.float64)
+        @ torch.randn(rank, width, generator=g, dtype=torch.float64)
+        for _ in frozen
+    ]
+    prod = frozen[0] + deltas[0]
+    for w, d in zip(frozen[1:], deltas[1:], strict=True):
+        prod = (w + d) @ prod
+    assert spectral(prod - target) >= linear.min_error(target, frozen, rank) - 1e-9
+
+
+def test_required_rank_is_the_exactness_threshold():
+    target, frozen = random_instance(0, 16, 3, rank_e=10)
+    assert linear.required_rank(target, frozen) == math.ceil(10 / 3)
+    r = linear.required_rank(target, frozen)
+    below = linear.construct(target, frozen, r - 1)
+    at = linear.construct(target, frozen, r)
+    assert spectral(linear.adapted_product(frozen, below) - target) > 1e-3
+    assert spectral(linear.adapted_product(frozen, at) - target) < 1e-9
+
+
+def test_min_error_is_zero_when_rl_reaches_d():
+    target, frozen = random_instance(1, 8, 2)
+    assert linear.min_error(target, frozen, 4) == 0.0
+    assert linear.min_error(target, frozen, 3) == pytest.approx(
+        float(sigma(linear.error_matrix(target, frozen), 7))
+    )
+
+
+def test_per_layer_ranks_only_the_sum_matters():
+    target, frozen = random_instance(2, 12, 3)
+    errs = []
+    for ranks in ([1, 2, 3], [3, 2, 1], [2, 2, 2], [4, 1, 1]):
+        ads = linear.construct(target, frozen, ranks)
+        assert [a.inner_dim for a in ads] == ranks
+        errs.append(spectral(linear.adapted_product(frozen, ads) - target))
+    assert np.ptp(errs) < 1e-8
+    assert errs[0] == pytest.approx(float(sigma(linear.error_matrix(target, frozen), 7)), rel=1e-9)
+
+
+def test_population_mse_is_the_frobenius_tail():
+    target, frozen = random_instance(3, 10, 2)
+    e = linear.error_matrix(target, frozen)
+    for rank in (1, 3, 5):
+        resid = e - low_rank_approx(e, 2 * rank)
+        assert linear.population_mse(target, frozen, rank) == pytest.approx(
+            float((resid**2).sum() / 10)
+        )
+        ads = linear.construct(target, frozen, rank)
+        diff = linear.adapted_product(frozen, ads) - target
+        assert float((diff**2).sum() / 10) == pytest.approx(
+            linear.population_mse(target, frozen, rank), rel=1e-8
+        )
+
+
+def test_accepts_numpy_and_float32_inputs():
+    target, frozen = random_instance(4, 6, 2)
+    ads = linear.construct(target.numpy().astype(np.float32), [w.numpy() for w in frozen], 3)
+    assert ads[0].B.dtype == torch.float64
+    ads32 = linear.construct(target, frozen, 3, dtype=torch.float32)
+    assert ads32[0].A.dtype == torch.float32
+    err32 = spectral(linear.adapted_product(frozen, ads32).double() - target)
+    assert err32 < 1e-3 * spectral(target)
+
+
+def test_frozen_model_already_equal_to_target_needs_no_adapter():
+    _, frozen = random_instance(5, 5, 2)
+    target = frozen[1] @ frozen[0]
+    assert linear.required_rank(target, frozen) == 0
+    assert all(a.inner_dim == 0 for a in linear.construct(target, frozen, 2))
+
+
+def test_singular_frozen_layer_is_reported():
+    target, frozen = random_instance(6, 6, 2)
+    frozen[1][:, 0] = 0.0  # W_2 singular: P_1 = W_2 cannot be inverted
+    with pytest.raises(AssumptionError, match=r"W_2.*every frozen W_l invertible"):
+        linear.construct(target, frozen, 1)
+    report = linear.diagnose(target, frozen, 1)
+    assert not report.holds
+    assert report.worst.name == "W_2"
+
+
+def test_singular_corrected_product_is_reported():
+    """∏W + LR_R(E) singular: the second layer's solve through W_1 + ΔW_1 must fail loudly."""
+    width, rank = 4, 1
+    frozen = [torch.eye(width, dtype=torch.float64), torch.eye(width, dtype=torch.float64)]
+    # E = diag(-1, 0.5, 0.25, 0.125): LR_1(E) = diag(-1, 0, 0, 0) and I + LR_1(E) is singular.
+    target = torch.diag(torch.tensor([0.0, 1.5, 1.25, 1.125], dtype=torch.float64))
+    report = linear.diagnose(target, frozen, rank)
+    assert not report.holds and "LR_1" in report.worst.name
+    with pytest.raises(AssumptionError, match=r"assumption fails \(∏W \+ LR_1\(E\)"):
+        linear.construct(target, frozen, rank)
+
+
+@pytest.mark.parametrize(
+    ("rank", "match"),
+    [
+        (0, "rank out of range"),
+        (7, "rank out of range"),
+        (2.5, "integer"),
+        (True, "integer"),
+        ([1, 2, 3], "per-layer ranks"),
+        ([1, 0], r"rank\[1\]"),
+    ],
+)
+def test_bad_rank(rank, match):
+    target, frozen = random_instance(7, 6, 2)
+    with pytest.raises(ValueError, match=match):
+        linear.construct(target, frozen, rank)
+
+
+def test_bad_shapes_and_values():
+    target, frozen = random_instance(8, 5, 2)
+    with pytest.raises(ValueError, match="square"):
+        linear.construct(target[:, :4], frozen, 1)
+    with pytest.raises(ValueError, match="target has shape"):
+        linear.construct(torch.eye(4), frozen, 1)
+    with pytest.raises(ValueError, match="share one width"):
+        linear.construct(target, [frozen[0], torch.eye(4)], 1)
+    with pytest.raises(ValueError, match="at least one"):
+        linear.construct(target, [], 1)
+    with pytest.raises(ValueError, match="single matrix"):
+        linear.construct(target, frozen[0], 1)
+    bad = target.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        linear.construct(bad, frozen, 1)
+    with pytest.raises(ValueError, match="numeric"):
+        linear.construct("W", frozen, 1)
+
+
+def test_ill_conditioned_solve_warns():
+    target, frozen = random_instance(9, 5, 2)
+    frozen[1] = frozen[1] @ torch.diag(
+        torch.tensor([1.0, 1.0, 1.0, 1.0, 1e-9], dtype=torch.float64)
+    )
+    with pytest.warns(linear.ConditioningWarning, match="W_2"):
+        linear.construct(target, frozen, 1)
+
+
+def test_singular_values_convention():
+    a = torch.diag(torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64))
+    assert float(sigma(a, 1)) == 3.0 and float(sigma(a, 4)) == 0.0
+    assert singular_values(a).tolist() == [3.0, 2.0, 1.0]
+    with pytest.raises(ValueError):
+        sigma(a, 0)
+
+
+def test_deep_ill_conditioned_frozen_product_is_explained():
+    """D = 32, L = 12: the assumption holds, but P_l^{-1} makes the solve hopeless in float64."""
+    g = torch.Generator().manual_seed(0)
+    scale = 1 / math.sqrt(32)
+    frozen = [torch.randn(32, 32, generator=g, dtype=torch.float64) * scale for _ in range(12)]
+    target = torch.randn(32, 32, generator=g, dtype=torch.float64) * scale
+    with pytest.raises(AssumptionError, match=r"assumption holds.*frozen product"):
+        linear.construct(target, frozen, 2)
