@@ -122,6 +122,28 @@ def adapted_product(frozen: Sequence[ArrayLike], adapters: Sequence[LoRAFactors]
     return product([a.merge(w) for w, a in zip(ws, adapters, strict=True)])
 
 
+def telescoping_terms(
+    frozen: Sequence[ArrayLike], deltas: Sequence[ArrayLike], dtype: torch.dtype = torch.float64
+) -> list[torch.Tensor]:
+    """The terms ``P_l ΔW_l Q̃_{l-1}`` of the telescoping identity, ``l = 1..L``.
+
+    ``∏_l (W_l + ΔW_l) − ∏_l W_l = Σ_l P_l ΔW_l Q̃_{l-1}`` with ``P_l = W_L ⋯ W_{l+1}`` and
+    ``Q̃_{l-1} = (W_{l-1} + ΔW_{l-1}) ⋯ (W_1 + ΔW_1)``; each term has rank ``≤ rank(ΔW_l)``.
+    This is Step 1 of the proof of Lemma 1; it holds for any updates ``ΔW_l``.
+    """
+    ws = as_square_list(frozen, "frozen", dtype)
+    ds = as_square_list(deltas, "deltas", dtype)
+    if len(ws) != len(ds) or ws[0].shape != ds[0].shape:
+        raise ValueError(f"need one ({ws[0].shape[0]}, {ws[0].shape[0]}) update per frozen layer")
+    eye = torch.eye(ws[0].shape[0], dtype=dtype)
+    terms, below = [], eye
+    for layer, (w, d) in enumerate(zip(ws, ds, strict=True)):
+        above = product(ws[layer + 1 :]) if layer + 1 < len(ws) else eye
+        terms.append(above @ d @ below)
+        below = (w + d) @ below
+    return terms
+
+
 @dataclass(frozen=True)
 class AssumptionReport:
     """Lemma 1's non-singularity hypothesis, matrix by matrix.

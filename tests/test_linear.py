@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from lora_theory import linear
 from lora_theory.linalg import AssumptionError, low_rank_approx, sigma, singular_values
+from lora_theory.linalg import numerical_rank as linalg_rank
 
 
 def spectral(a: torch.Tensor) -> float:
@@ -213,3 +214,19 @@ def test_deep_ill_conditioned_frozen_product_is_explained():
     target = torch.randn(32, 32, generator=g, dtype=torch.float64) * scale
     with pytest.raises(AssumptionError, match=r"assumption holds.*frozen product"):
         linear.construct(target, frozen, 2)
+
+
+def test_telescoping_identity():
+    _, frozen = random_instance(10, 6, 3)
+    g = torch.Generator().manual_seed(0)
+    deltas = [
+        torch.randn(6, 1, generator=g, dtype=torch.float64)
+        @ torch.randn(1, 6, generator=g, dtype=torch.float64)
+        for _ in frozen
+    ]
+    prod_adapted = (frozen[2] + deltas[2]) @ (frozen[1] + deltas[1]) @ (frozen[0] + deltas[0])
+    terms = linear.telescoping_terms(frozen, deltas)
+    assert torch.allclose(sum(terms), prod_adapted - frozen[2] @ frozen[1] @ frozen[0])
+    assert all(linalg_rank(t) <= 1 for t in terms)
+    with pytest.raises(ValueError, match="one"):
+        linear.telescoping_terms(frozen, deltas[:2])
