@@ -7,6 +7,8 @@ BIN         := $(VENV)/bin
 TORCH_SPEC  ?= torch==2.13.0
 MATHJAX_VER ?= 3.2.2
 MATHJAX_DIR := _build/mathjax
+# Run mode of the chapters during `make book`: quick (CPU settings) unless overridden.
+BOOK_MODE   ?= quick
 STAMP       := $(VENV)/.installed
 
 .PHONY: install book test lint format execute bench clean
@@ -22,17 +24,25 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-# MathJax is served from the book itself (no CDN): fetched once from the npm registry.
+# MathJax is served from the book itself (no CDN): fetched once from the npm registry into
+# _build/mathjax/mathjax/es5; _config.yml copies _build/mathjax into _build/html (html_extra_path),
+# so every page loads _build/html/mathjax/es5/tex-mml-chtml.js through a relative path.
+# The other combined bundles are never loaded and are dropped (components loaded on demand stay).
+MATHJAX_UNUSED := tex-chtml.js tex-chtml-full.js tex-chtml-full-speech.js tex-svg.js \
+                  tex-svg-full.js tex-mml-svg.js mml-chtml.js mml-svg.js node-main.js latest.js
+
 $(MATHJAX_DIR)/mathjax/es5/tex-mml-chtml.js:
 	rm -rf $(MATHJAX_DIR) && mkdir -p $(MATHJAX_DIR)/npm
 	npm install --silent --no-audit --no-fund --prefix $(MATHJAX_DIR)/npm mathjax@$(MATHJAX_VER)
 	mkdir -p $(MATHJAX_DIR)/mathjax
 	cp -r $(MATHJAX_DIR)/npm/node_modules/mathjax/es5 $(MATHJAX_DIR)/mathjax/es5
+	cd $(MATHJAX_DIR)/mathjax/es5 && rm -f $(MATHJAX_UNUSED)
 	rm -rf $(MATHJAX_DIR)/npm
 
+# Executes every chapter (quick mode unless BOOK_MODE=full) and fails on any warning.
 book: $(STAMP) $(MATHJAX_DIR)/mathjax/es5/tex-mml-chtml.js
 	rm -rf _build/html _build/.jupyter_cache
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	LORA_THEORY_MODE=$(BOOK_MODE) $(BIN)/jupyter-book build . -W -n --keep-going
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -49,8 +59,8 @@ test: $(STAMP) lint
 # Re-execute every chapter in place (quick mode, CPU): refreshes the committed outputs.
 execute: $(STAMP)
 	for nb in book/*.ipynb; do \
-	  LORA_THEORY_MODE=quick $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=600 "$$nb" || exit 1; done
+	  (cd book && LORA_THEORY_MODE=quick ../$(BIN)/jupyter execute --inplace --timeout=600 \
+	    "$$(basename $$nb)") || exit 1; done
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python "$$b" || exit 1; done
