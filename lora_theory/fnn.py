@@ -565,6 +565,44 @@ def box_sample(width: int, input_bound: float, n: int, generator: torch.Generato
     return torch.cat([signs.to(torch.float64), inside]) * c
 
 
+def truncated_normal_sample(
+    width: int, input_bound: float, n: int, generator: torch.Generator
+) -> torch.Tensor:
+    """``n`` draws of ``N(0, I_D)`` conditioned on the box ``‖x‖_∞ ≤ c`` (rejection), ``(n, D)``.
+
+    The paper's inputs are ``N(0, I)``; the constructions need a bounded domain, and this is the
+    closest bounded distribution (acceptance ``(1 − 2Φ(−c))^D``, about 0.96 for ``c = 3``,
+    ``D = 16``). Draws ``2n`` candidates at a time. Chapter "Below the threshold".
+    """
+    c = _check_bound(input_bound)
+    if n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    accepted: list[torch.Tensor] = []
+    while sum(len(a) for a in accepted) < n:
+        x = torch.randn(2 * n, width, generator=generator, dtype=torch.float64)
+        accepted.append(x[x.abs().amax(dim=1) <= c])
+    return torch.cat(accepted)[:n]
+
+
+def flat_spectrum_target(
+    target: FNN, frozen: FNN, partition: Sequence[Sequence[int]] | None = None
+) -> FNN:
+    """The paper code's ``uniform_singular_values`` target: ``W̄_i ← ∏_{l∈P_i} W_l + c_i I``.
+
+    ``c_i`` is the mean singular value of the original discrepancy ``W̄_i − ∏_{P_i} W_l``
+    (``partition`` defaults to the uniform one), so the new discrepancy ``c_i I`` has ``D`` equal
+    singular values: Theorem 5's block errors ``σ_{RM+1} = c_i`` stay constant for every ``R``
+    below the threshold and drop to 0 at ``⌈D / M⌉``. Biases are kept. Chapter "Below the
+    threshold".
+    """
+    eye = torch.eye(frozen.width, dtype=torch.float64)
+    weights = [
+        w - e + torch.linalg.svdvals(e).mean() * eye
+        for w, e in zip(target.weights, discrepancies(target, frozen, partition), strict=True)
+    ]
+    return FNN(weights, target.biases, activation=target.activation)
+
+
 def _check_bound(input_bound: float) -> float:
     try:
         c = float(input_bound)

@@ -393,3 +393,23 @@ def test_models_built_from_numpy_float32_are_handled_in_float64():
     assert adapted.dtype == torch.float64
     err, scale = max_error(target, adapted, box_inputs(4, 1.0, 100, 13))
     assert err <= 1e-12 * scale
+
+
+def test_truncated_normal_sample_stays_in_the_box():
+    g = torch.Generator().manual_seed(0)
+    x = fnn.truncated_normal_sample(16, 2.0, 500, g)
+    assert x.shape == (500, 16) and x.dtype == torch.float64
+    assert float(x.abs().max()) <= 2.0
+    with pytest.raises(ValueError, match="input_bound"):
+        fnn.truncated_normal_sample(16, -1.0, 5, g)
+
+
+def test_flat_spectrum_target_has_equal_singular_values():
+    g = torch.Generator().manual_seed(1)
+    target, frozen = fnn.FNN.random(8, 2, g), fnn.FNN.random(8, 4, g)
+    flat = fnn.flat_spectrum_target(target, frozen)
+    for e in fnn.discrepancies(flat, frozen):
+        s = torch.linalg.svdvals(e)
+        assert float(s.max() - s.min()) < 1e-12 * float(s.max())
+    assert fnn.required_rank(flat, frozen) == 4
+    assert all(torch.equal(a, b) for a, b in zip(flat.biases, target.biases, strict=True))
