@@ -1,0 +1,270 @@
+"""The batched training engine (chapter "Linear models", FNN chapters): Adam, batching, masks,
+model selection, early stopping, data streams."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lora_theory.fnn import FNN
+from lora_theory.training import (
+    BatchedAdam,
+    FitSettings,
+    Run,
+    Task,
+    Trainable,
+    _Stack,
+    fit,
+    generator,
+    select_by_validation,
+)
+
+WIDTH = 8
+
+
+def make_task(seed: int, target_depth: int, depth: int, activation: str, bias: bool) -> Task:
+    gen = generator(seed, "model")
+    target = FNN.random(WIDTH, target_depth, gen, bias=bias, activation=activation)
+    frozen = FNN.random(WIDTH, depth, gen, bias=bias, activation=activation)
+    return Task(target, frozen, seed, bias=bias)
+
+
+def alone(tasks: list[Task], run: Run, settings: FitSettings):
+    """``run`` trained by itself: a fit over its task only."""
+    return fit([tasks[run.task]], [Run(0, run.trainable, run.lr, run.weight_decay)], settings)
+
+
+def assert_batched_equals_alone(tasks: list[Task], runs: list[Run], settings: FitSettings) -> None:
+    batched = fit(tasks, runs, settings)
+    for i, run in enumerate(runs):
+        single = alone(tasks, run, settings)
+        for name in ("best_val", "test_mse", "final_train_mse"):
+            torch.testing.assert_close(
+                getattr(batched, name)[i : i + 1], getattr(single, name), rtol=1e-9, atol=1e-14
+            )
+        assert int(batched.best_step[i]) == int(single.best_step[0])
+        rank = run.trainable.lora_rank
+        for name in ("weight", "bias"):
+            torch.testing.assert_close(getattr(batched, name)[i], getattr(single, name)[0])
+        torch.testing.assert_close(batched.lora_a[i, :, :rank], single.lora_a[0, :, :rank])
+        torch.testing.assert_close(batched.lora_b[i, :, :, :rank], single.lora_b[0, :, :, :rank])
+
+
+def test_batched_adam_matches_torch_adam_per_config():
+    gen = torch.Generator().manual_seed(0)
+    lrs, wds = [1e-2, 1e-3, 3e-2], [0.0, 1e-2, 1e-3]
+    start = torch.randn(3, 4, 5, generator=gen, dtype=torch.float64)
+    grads = [torch.randn(3, 4, 5, generator=gen, dtype=torch.float64) for _ in range(20)]
+    ours = start.clone()
+    adam = BatchedAdam(
+        ours,
+        torch.ones(1, 1, 1, dtype=torch.bool),
+        torch.tensor(lrs, dtype=torch.float64),
+        torch.tensor(wds, dtype=torch.float64),
+    )
+    refs = [start[c].clone().requires_grad_(True) for c in range(3)]
+    opts = [
+        torch.optim.Adam([p], lr=lr, weight_decay=wd)
+        for p, lr, wd in zip(refs, lrs, wds, strict=True)
+    ]
+    for g in grads:
+        adam.step(g.clone())  # step() overwrites its gradient
+        for c, (p, opt) in enumerate(zip(refs, opts, strict=True)):
+            p.grad = g[c].clone()
+            opt.step()
+    for c in range(3):
+        torch.testing.assert_close(ours[c], refs[c].detach(), rtol=1e-13, atol=1e-15)
+
+
+def test_batched_adam_leaves_masked_and_inactive_entries_untouched():
+    param = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    mask = torch.tensor([[True, False], [True, True]])
+    per_config = torch.tensor([0.1, 0.1], dtype=torch.float64)
+    adam = BatchedAdam(param, mask, per_config, 5 * per_config)
+    grad = torch.tensor([[1.0, float("nan")], [1.0, 1.0]], dtype=torch.float64)
+    adam.step(grad, active=torch.tensor([True, False]))
+    assert param.tolist() == [[pytest.approx(0.9), 2.0], [3.0, 4.0]]
+
+
+@pytest.mark.parametrize(("activation", "bias"), [("identity", False), ("relu", True)])
+def test_hand_written_gradient_matches_autograd(activation, bias):
+    tasks = [make_task(s, 2, 3, activation, bias) for s in (0, 1)]
+    runs = [
+        Run(0, Trainable(lora_rank=2, tune_bias=bias), 1e-2),
+        Run(1, Trainable(lora_rank=5, final_layers=1), 1e-2),
+    ]
+    stack = _Stack(tasks, runs, 0.25, torch.device("cpu"), torch.float64)
+    stack.flat += 0.1 * torch.randn(
+        stack.flat.shape, generator=generator(0, "t"), dtype=torch.float64
+    )
+    x, y = tasks[0].sample((2, 64), generator(1, "t"))  # (T, n, D): one batch per task
+    losses, grad = stack.gradient(x, y)
+    flat = stack.flat.clone().requires_grad_(True)
+    w, b = stack.effective(flat)
+    pred = x  # an independent forward pass: h ↦ act(h Wᵀ + b), layer by layer
+    for layer in range(w.shape[1]):
+        pred = pred @ w[:, layer].mT + (b[:, layer, None, :] if bias else 0)
+        pred = torch.relu(pred) if activation == "relu" else pred
+    expected_losses = (pred - y).square().mean(dim=(1, 2))
+    (expected,) = torch.autograd.grad(expected_losses.sum(), flat)
+    torch.testing.assert_close(losses, expected_losses.detach())
+    torch.testing.assert_close(grad, expected)
+
+
+def test_batched_equals_one_by_one_linear():
+    tasks = [make_task(s, 1, 2, "identity", bias=False) for s in (0, 1)]
+    runs = [
+        Run(t, Trainable(lora_rank=r), lr, wd)
+        for t, r, lr, wd in [
+            (0, 1, 1e-2, 0.0),
+            (1, 3, 1e-3, 1e-3),
+            (0, 8, 1e-2, 1e-2),
+            (1, 5, 3e-3, 0.0),
+        ]
+    ]
+    assert_batched_equals_alone(tasks, runs, FitSettings(steps=60, n_test=300, eval_every=7))
+
+
+def test_batched_equals_one_by_one_relu_bias_depth4():
+    tasks = [make_task(0, 2, 4, "relu", bias=True), make_task(1, 2, 4, "relu", bias=True)]
+    runs = [
+        Run(0, Trainable(lora_rank=2, tune_bias=True), 1e-2, 0.0),
+        Run(1, Trainable(lora_rank=6, tune_bias=False), 1e-2, 1e-3),
+        Run(1, Trainable(lora_rank=1, tune_bias=True), 1e-3, 1e-2),
+        Run(0, Trainable(final_layers=2), 1e-3, 1e-4),
+    ]
+    assert_batched_equals_alone(tasks, runs, FitSettings(steps=40, n_test=300, eval_every=3))
+
+
+def test_rank_mask_keeps_padded_factors_exactly_zero():
+    tasks = [make_task(0, 1, 3, "relu", bias=True)]
+    runs = [Run(0, Trainable(lora_rank=r, tune_bias=True), 1e-2, 1e-2) for r in (1, 3, WIDTH)]
+    result = fit(tasks, runs, FitSettings(steps=30, n_val=0, n_test=0))  # keeps the final state
+    for i, r in enumerate((1, 3, WIDTH)):
+        assert torch.all(result.lora_a[i, :, r:] == 0)
+        assert torch.all(result.lora_b[i, :, :, r:] == 0)
+        assert torch.all(result.lora_b[i, :, :, :r] != 0)  # the live columns did train
+        adapters = result.model(i).adapters
+        assert [tuple(a.B.shape) for a in adapters] == [(WIDTH, r)] * 3
+
+
+def test_lora_starts_at_zero_update_and_frozen_weights_stay():
+    tasks = [make_task(0, 1, 2, "relu", bias=True)]
+    result = fit(tasks, [Run(0, Trainable(lora_rank=2), 1e-2)], FitSettings(steps=0, n_test=0))
+    assert torch.all(result.lora_b == 0)
+    assert float(result.lora_a.std()) == pytest.approx(0.25, rel=0.4)
+    torch.testing.assert_close(result.weight[0], torch.stack(tasks[0].frozen.weights))
+    torch.testing.assert_close(result.bias[0], torch.stack(tasks[0].frozen.biases))
+
+
+def test_test_mse_is_measured_at_the_best_validation_step():
+    tasks = [make_task(0, 1, 2, "relu", bias=True)]
+    runs = [Run(0, Trainable(lora_rank=4, tune_bias=True), lr) for lr in (1e-2, 3.0)]
+    settings = FitSettings(steps=40, n_test=500, eval_every=4)
+    result = fit(tasks, runs, settings)
+    x, y = tasks[0].test_set(500)
+    for i in range(len(runs)):
+        curve = torch.nan_to_num(result.val_curve[i], nan=math.inf)
+        k = int(torch.argmin(curve))
+        assert float(result.best_val[i]) == float(curve[k])
+        assert int(result.best_step[i]) == int(result.eval_steps[k])
+        recomputed = (result.model(i)(x) - y).square().mean()
+        torch.testing.assert_close(result.test_mse[i], recomputed)
+    assert result.eval_steps.tolist() == [*range(0, 41, 4)]
+
+
+def test_select_by_validation_picks_smallest_per_key():
+    keys = [("a", 1), ("a", 1), ("b", 1), ("a", 1), ("b", 1)]
+    losses = [0.5, float("nan"), 0.2, 0.1, 0.2]
+    assert select_by_validation(keys, losses) == {("a", 1): 3, ("b", 1): 2}
+    with pytest.raises(ValueError, match="keys"):
+        select_by_validation(keys, losses[:2])
+
+
+def test_selection_prefers_the_run_with_the_best_validation():
+    tasks = [make_task(0, 1, 2, "identity", bias=False)]
+    runs = [Run(0, Trainable(lora_rank=4), lr) for lr in (1e-5, 1e-2)]  # 1e-5 barely moves
+    result = fit(tasks, runs, FitSettings(steps=100, n_test=200, eval_every=10))
+    chosen = select_by_validation([("k",)] * 2, result.best_val.tolist())
+    assert chosen == {("k",): 1}
+    assert float(result.test_mse[1]) < float(result.test_mse[0])
+
+
+def test_early_stop_below_a_third_of_the_first_loss():
+    tasks = [make_task(s, 1, 2, "relu", bias=True) for s in (0, 1)]
+    runs = [Run(t, Trainable(final_layers=2), 1e-3) for t in (0, 1)]
+    settings = FitSettings(steps=1000, n_val=0, n_test=0, stop_ratio=3.0, train_stream="pretrain")
+    calls: list[int] = []
+    result = fit(tasks, runs, settings, progress=calls.append)
+    assert sum(calls) == 1000
+    assert torch.all(result.steps_run < 1000)
+    for i, task in enumerate(tasks):
+        model = result.model(i)
+        x, y = task.sample((2000,), generator(0, "check"))
+        before = (task.frozen(x) - y).square().mean()
+        after = (model(x) - y).square().mean()
+        assert after < before / 2  # a third on the training batches, about that on fresh data
+
+
+def test_streams_are_deterministic_and_independent():
+    draw = lambda seed, name: torch.randn(4, generator=generator(seed, name))  # noqa: E731
+    assert torch.equal(draw(3, "train"), draw(3, "train"))
+    assert not torch.equal(draw(3, "train"), draw(3, "val"))
+    assert not torch.equal(draw(3, "train"), draw(4, "train"))
+    with pytest.raises(ValueError, match="seed"):
+        generator(-1, "train")
+
+
+def test_n_params_convention():
+    assert Trainable(lora_rank=4).n_params(16, 2) == 2 * 4 * 16 * 2
+    assert Trainable(lora_rank=4, tune_bias=True).n_params(16, 2) == 2 * 4 * 16 * 2 + 16 * 2
+    assert Trainable(final_layers=3).n_params(16, 8) == 3 * (16 * 16 + 16)
+    assert Trainable(final_layers=2).n_params(16, 2, bias=False) == 2 * 16 * 16
+
+
+@pytest.mark.parametrize(
+    ("runs", "message"),
+    [
+        ([Run(0, Trainable(lora_rank=2, tune_bias=True), 1e-2)], "no biases"),
+        ([Run(0, Trainable(), 1e-2)], "nothing to train"),
+        ([Run(0, Trainable(lora_rank=WIDTH + 1), 1e-2)], "lora_rank"),
+        ([Run(0, Trainable(final_layers=3), 1e-2)], "final_layers"),
+        ([Run(0, Trainable(lora_rank=1), 0.0)], "lr > 0"),
+        ([Run(5, Trainable(lora_rank=1), 1e-2)], "index"),
+    ],
+)
+def test_fit_rejects_bad_runs(runs, message):
+    tasks = [make_task(0, 1, 2, "identity", bias=False)]
+    with pytest.raises(ValueError, match=message):
+        fit(tasks, runs, FitSettings(steps=1))
+
+
+def test_fit_rejects_mixed_shapes_and_bad_settings():
+    tasks = [make_task(0, 1, 2, "relu", True), make_task(0, 1, 3, "relu", True)]
+    with pytest.raises(ValueError, match="share"):
+        fit(tasks, [Run(0, Trainable(lora_rank=1), 1e-2)], FitSettings(steps=1))
+    with pytest.raises(ValueError, match="batch_size"):
+        FitSettings(steps=1, batch_size=0)
+    with pytest.raises(ValueError, match="stop_ratio"):
+        FitSettings(steps=1, stop_ratio=0.5)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
+def test_fit_on_cuda_without_cuda_raises():
+    tasks = [make_task(0, 1, 2, "identity", bias=False)]
+    with pytest.raises(ValueError, match="CUDA"):
+        fit(tasks, [Run(0, Trainable(lora_rank=1), 1e-2)], FitSettings(steps=1), device="cuda")
+
+
+def test_cpu_shards_do_not_change_results():
+    tasks = [make_task(s, 1, 2, "relu", bias=True) for s in (0, 1, 2)]
+    runs = [Run(s % 3, Trainable(lora_rank=1 + s % 4, tune_bias=True), 1e-2) for s in range(7)]
+    settings = FitSettings(steps=20, n_test=100, eval_every=5)
+    one, three = fit(tasks, runs, settings, workers=1), fit(tasks, runs, settings, workers=3)
+    for name in ("best_val", "test_mse", "val_curve", "weight", "bias", "lora_a", "lora_b"):
+        torch.testing.assert_close(getattr(one, name), getattr(three, name))
+    assert torch.equal(one.eval_steps, three.eval_steps)
+    with pytest.raises(ValueError, match="workers"):
+        fit(tasks, runs, settings, workers=0)
