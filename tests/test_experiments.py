@@ -129,7 +129,12 @@ def test_quick_budget_only_reduces_work(name):
     assert quick.steps < FULL.steps and set(quick.seeds) < set(FULL.seeds)
     assert set(quick.lrs) <= set(FULL.lrs) and set(quick.weight_decays) <= set(FULL.weight_decays)
     assert quick.n_test < FULL.n_test
-    assert fig.budget("quick") is QUICK or name in ("depth", "flt")  # deep models: less work
+    assert fig.budget("quick") is QUICK or name != "fig1"  # the ReLU figures do less work
+    # Quick mode may sweep fewer ranks, but never drops a threshold; full mode sweeps all of them.
+    assert fig.in_mode("full").ranks == fig.ranks
+    quick_ranks = set(fig.in_mode("quick").ranks)
+    assert quick_ranks <= set(fig.ranks)
+    assert {p.threshold(fig.width) for p in fig.panels} <= quick_ranks
 
 
 def test_mode_switch_env_and_explicit(monkeypatch):

@@ -13,6 +13,7 @@ Typical use (chapter "Linear models")::
 from .results import COLUMNS, Row, median_curve, read_csv, write_csv
 from .runners import run
 from .settings import BUDGETS, FIGURES, Budget, Figure, Panel, budget, figure
+from .tasks import random_task
 
 __all__ = [
     "BUDGETS",
@@ -25,6 +26,7 @@ __all__ = [
     "budget",
     "figure",
     "median_curve",
+    "random_task",
     "read_csv",
     "run",
     "write_csv",

@@ -167,8 +167,9 @@ def run(
     :func:`runtime.mode`); ``budget`` overrides it (tests use a tiny one). Rows are ordered by
     panel, method, rank, seed. A tqdm progress bar goes to stderr unless ``progress=False``.
     """
-    fig = lookup(figure) if isinstance(figure, str) else figure
-    work = budget if budget is not None else fig.budget(resolve_mode(mode))
+    resolved = resolve_mode(mode)
+    fig = (lookup(figure) if isinstance(figure, str) else figure).in_mode(resolved)
+    work = budget if budget is not None else fig.budget(resolved)
     bar = tqdm(
         total=total_steps(fig, work),
         desc=fig.name,
