@@ -446,7 +446,14 @@ def _block_adapters(
     groups, merged, group_ranks = _folded(ws, ranks)
     if not groups:
         return out
-    for g, (b, a) in zip(groups, linear.construct(wbar, merged, group_ranks), strict=True):
+    try:
+        adapters = linear.construct(wbar, merged, group_ranks)
+    except AssumptionError as exc:  # Lemma 1 names the block's layers W_1, W_2, …: say which block
+        block = f"W_{first + 1}..W_{first + len(ws)}"
+        raise AssumptionError(
+            f"in the block of frozen layers {block} (numbered from 1 inside the block): {exc}"
+        ) from exc
+    for g, (b, a) in zip(groups, adapters, strict=True):
         for j in range(g.stop - 1, g.active, -1):  # T⁻¹ B = W_{k+1}⁻¹ ⋯ W_{stop−1}⁻¹ B
             b = _solve(ws[j], b, f"W_{first + j + 1}")
         for j in range(g.start, g.active):  # A S⁻¹ = A W_start⁻¹ ⋯ W_{k−1}⁻¹

@@ -413,3 +413,11 @@ def test_flat_spectrum_target_has_equal_singular_values():
         assert float(s.max() - s.min()) < 1e-12 * float(s.max())
     assert fnn.required_rank(flat, frozen) == 4
     assert all(torch.equal(a, b) for a, b in zip(flat.biases, target.biases, strict=True))
+
+
+def test_singular_layer_error_names_the_block():
+    g = torch.Generator().manual_seed(0)
+    target, frozen = fnn.FNN.random(6, 2, g), fnn.FNN.random(6, 4, g)
+    frozen.weights[3][:, 0] = 0.0  # W_4, the top layer of the second block, is singular
+    with pytest.raises(ValueError, match=r"block of frozen layers W_3\.\.W_4"):
+        fnn.construct(target, frozen, 3, 1.0)
