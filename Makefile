@@ -63,7 +63,7 @@ execute: $(STAMP)
 	    "$$(basename $$nb)") || exit 1; done
 
 bench: $(STAMP)
-	for b in benchmarks/*.py; do $(BIN)/python "$$b" || exit 1; done
+	for b in benchmarks/bench_*.py; do $(BIN)/python "$$b" || exit 1; done
 
 clean:
 	rm -rf _build

@@ -12,10 +12,8 @@ and ``python -m lora_theory reproduce fig1 --mode quick`` make.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import torch
+from timing import best_of
 
 from lora_theory.experiments import FIGURES, budget, run
 from lora_theory.experiments.runners import build_tasks, plans
@@ -24,16 +22,6 @@ from lora_theory.training import FitSettings, Run, fit
 STEPS = 200
 SEQUENTIAL_SAMPLE = 24
 REPEATS = 3
-
-
-def best_of(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    """The fastest of ``repeats`` wall times of ``fn()`` (filters out other load on the CPUs)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -46,9 +34,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads available")
     print(f"workload: {n} configurations of fig1 (quick), {STEPS} Adam steps each, batch 256")
 
-    batched = n / best_of(lambda: fit(plan.tasks, plan.runs, settings))
+    batched = n / best_of(lambda: fit(plan.tasks, plan.runs, settings), REPEATS)
     one = [([plan.tasks[r.task]], [Run(0, r.trainable, r.lr, r.weight_decay)]) for r in sample]
-    sequential = len(sample) / best_of(lambda: [fit(t, r, settings) for t, r in one])
+    sequential = len(sample) / best_of(lambda: [fit(t, r, settings) for t, r in one], REPEATS)
     print(f"batched   : {batched:8.2f} configurations/s  ({n} in one fit)")
     print(f"sequential: {sequential:8.2f} configurations/s  ({len(sample)} fits of one run)")
     print(f"speed-up  : {batched / sequential:8.1f}x  (goal ≥ 10x)")

@@ -11,23 +11,13 @@ among the matrices the construction solves with, which is what limits its accura
 from __future__ import annotations
 
 import math
-import time
 import warnings
-from collections.abc import Callable
 
 import torch
+from timing import best_of
 
 from lora_theory import linear
 from lora_theory.linalg import AssumptionError
-
-
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def instance(width: int, depth: int, seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from helpers import box_inputs, random_pair
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,15 +18,6 @@ from lora_theory import bounds, fnn
 from lora_theory.linalg import low_rank_approx, sigma
 
 FNN = fnn.FNN
-
-
-def box_inputs(width: int, c: float, n: int, seed: int) -> torch.Tensor:
-    return fnn.box_sample(width, c, n, torch.Generator().manual_seed(seed))
-
-
-def random_pair(seed: int, width: int, target_depth: int, depth: int) -> tuple[FNN, FNN]:
-    g = torch.Generator().manual_seed(seed)
-    return FNN.random(width, target_depth, g), FNN.random(width, depth, g)
 
 
 def roundoff(adapted: FNN, x: torch.Tensor) -> float:

@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import box_inputs, random_pair
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -22,15 +23,6 @@ from lora_theory.adapters import LoRAFactors
 from lora_theory.linalg import AssumptionError, low_rank_approx, product
 
 FNN = fnn.FNN
-
-
-def box_inputs(width: int, c: float, n: int, seed: int) -> torch.Tensor:
-    return fnn.box_sample(width, c, n, torch.Generator().manual_seed(seed))
-
-
-def random_pair(seed: int, width: int, target_depth: int, depth: int) -> tuple[FNN, FNN]:
-    g = torch.Generator().manual_seed(seed)
-    return FNN.random(width, target_depth, g), FNN.random(width, depth, g)
 
 
 def max_error(target: FNN, adapted: FNN, x: torch.Tensor) -> tuple[float, float]:
