@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -204,3 +205,60 @@ def measured_error(target: FNN, adapted: FNN, x: ArrayLike, squared: bool = Fals
     """
     diff = torch.linalg.vector_norm(adapted(x) - target(x), dim=1)
     return float((diff**2 if squared else diff).mean())
+
+
+class Theorem5Chain(NamedTuple):
+    """The inequalities of Theorem 5's proof, evaluated on a sample; each entry bounds the previous.
+
+    ``measured``: ``mean ‖f − f̄‖₂``. ``lipschitz``: ``mean Σ_i A_i ‖(W'_i − W̄_i) z̄_{i−1}‖`` (ReLU
+    is 1-Lipschitz, errors add up), with ``A_i = ∏_{k>i} ‖W'_k‖₂`` the spectral amplification by
+    the later adapted blocks. ``worst_direction``: ``Σ_i A_i E_i mean‖z̄_{i−1}‖``.
+    ``frobenius``: ``Σ_i γ^{L̄−i} E_i mean‖z̄_{i−1}‖`` with ``γ = max_k(‖W̄_k‖_F + E_k)``.
+    ``theorem5``: the theorem's bound, ``mean‖z̄_{i−1}‖`` replaced by ``β``.
+    """
+
+    measured: float
+    lipschitz: float
+    worst_direction: float
+    frobenius: float
+    theorem5: float
+
+
+def theorem5_chain(
+    target: FNN, frozen: FNN, rank: int, x: ArrayLike, input_bound: float
+) -> Theorem5Chain:
+    """Evaluate every step of Theorem 5's proof for the theorem's construction on the sample ``x``.
+
+    The construction is :func:`lora_theory.fnn.construct` with
+    :func:`lora_theory.fnn.theorem5_ranks` on the box ``‖x‖_∞ ≤ input_bound`` (``x`` must lie in
+    it); ``Σ`` is the sample's second moment. Chapter "Below the threshold" uses it to show how much
+    each inequality of the proof costs.
+    """
+    x = as_tensor(x, "x")
+    depth, target_depth = frozen.depth, target.depth
+    ranks = fnn.theorem5_ranks(depth, target_depth, rank)
+    adapted = fnn.construct(target, frozen, rank=ranks, input_bound=input_bound)
+    thm5 = theorem5_bound(target, frozen, rank, empirical_second_moment(x))
+    weights = adapted.effective_weights
+    blocks = [product([weights[k] for k in b]) for b in fnn.uniform_partition(depth, target_depth)]
+    spectral = [float(torch.linalg.matrix_norm(w, 2)) for w in blocks]
+    amplification = [math.prod(spectral[i + 1 :]) for i in range(target_depth)]
+    states = target.hidden_states(x)[:-1]  # z̄_0, …, z̄_{L̄−1}
+    mean_norms = [float(torch.linalg.vector_norm(z, dim=1).mean()) for z in states]
+    lipschitz = sum(
+        a * torch.linalg.vector_norm(z @ (w - wbar).T, dim=1)
+        for a, z, w, wbar in zip(amplification, states, blocks, target.weights, strict=True)
+    )
+    errors = thm5.block_errors
+    return Theorem5Chain(
+        measured=measured_error(target, adapted, x),
+        lipschitz=float(lipschitz.mean()),
+        worst_direction=sum(
+            a * e * n for a, e, n in zip(amplification, errors, mean_norms, strict=True)
+        ),
+        frobenius=sum(
+            thm5.growth ** (target_depth - 1 - i) * e * n
+            for i, (e, n) in enumerate(zip(errors, mean_norms, strict=True))
+        ),
+        theorem5=thm5.value,
+    )

@@ -6,6 +6,7 @@ it holds deterministically for that empirical distribution: no statistical slack
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -170,3 +171,16 @@ def test_bounds_reject_bad_inputs():
         bounds.theorem5_bound(target, frozen, 5, s)
     with pytest.raises(ValueError, match="batch of shape"):
         bounds.empirical_second_moment(torch.ones(3))
+
+
+@pytest.mark.parametrize(("target_depth", "depth", "rank"), [(2, 4, 3), (3, 6, 3), (2, 5, 2)])
+def test_theorem5_chain_is_a_chain_of_inequalities(target_depth, depth, rank):
+    """Below the threshold (D = 8, M = 2: threshold 4), each step of the proof bounds the last."""
+    target, frozen = random_pair(7, 8, target_depth, depth)
+    x = fnn.truncated_normal_sample(8, 2.0, 400, torch.Generator().manual_seed(1))
+    chain = bounds.theorem5_chain(target, frozen, rank, x, 2.0)
+    tol = 1e-9 * max(chain)
+    assert all(a <= b + tol for a, b in itertools.pairwise(chain))
+    assert chain.theorem5 == pytest.approx(
+        bounds.theorem5_bound(target, frozen, rank, bounds.empirical_second_moment(x)).value
+    )
