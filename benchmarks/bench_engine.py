@@ -1,48 +1,139 @@
-"""Throughput of the batched training engine, and the wall time of ``reproduce fig1`` (quick).
+"""Throughput of the batched training engine: this version, a baseline version, one-by-one.
 
-Run: ``python benchmarks/bench_engine.py`` (CPU, float64). The workload is the gradient part of
-Figure 1 in quick mode (chapter "Linear models"): ``D = 16``, ``L̄ = 1``, ``L = 2``, linear, ranks
-1–16 × seeds × learning rates × both panels. It is trained (a) as one batched
-:func:`lora_theory.training.fit` and (b) one configuration after another (the same ``fit`` with a
-single run, same number of steps, on an evenly spaced sample of the configurations, which cost the
-same per step); each is timed as the best of a few repeats. It prints configurations per second
-for both and their ratio, then times the full ``run("fig1", "quick")`` — the same call the chapter
-and ``python -m lora_theory reproduce fig1 --mode quick`` make.
+Run: ``python benchmarks/bench_engine.py [--baseline REV]`` (CPU, float64). The workload is the
+gradient part of Figure 1 in quick mode (chapter "Linear models"): ``D = 16``, ``L̄ = 1``,
+``L = 2``, linear, ranks 1–16 × seeds × learning rates × both panels, ``STEPS`` Adam steps. It is
+trained
+
+* (a) as one batched ``fit`` by this checkout's package,
+* (b) the same by the package at ``REV`` (default ``HEAD~1``), checked out in a temporary
+  ``git worktree`` and run in a subprocess,
+* (c) one configuration after another (a ``fit`` with a single run, same steps, on an evenly
+  spaced sample of the configurations, which cost the same per step),
+
+each timed as the best of a few repeats in a fresh process, and prints configurations per second
+and the ratios. Then it times ``run("fig1", "quick")``, the call the chapter and
+``python -m lora_theory reproduce fig1 --mode quick`` make.
+
+Measured when the engine became model-generic (autograd instead of the first engine's
+hand-written FNN backward pass, baseline ``cc1d233``), on the 2-core CI machine: see the project
+notes; the hand-written gradient was removed because autograd was not slower end to end.
 """
 
 from __future__ import annotations
 
-import torch
-from timing import best_of
-
-from lora_theory.experiments import FIGURES, budget, run
-from lora_theory.experiments.runners import build_tasks, plans
-from lora_theory.training import FitSettings, Run, fit
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 STEPS = 200
 SEQUENTIAL_SAMPLE = 24
 REPEATS = 3
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _workload(autograd: bool = False):  # type: ignore[no-untyped-def]
+    """``(fit, tasks, runs, settings)`` of the Figure 1 sweep, for either package layout;
+    ``autograd``: the FNN family's generic autograd gradient instead of the hand-written one."""
+    from lora_theory.experiments import budget
+    from lora_theory.experiments.runners import plans
+
+    try:  # the model-generic engine
+        from lora_theory.experiments import EXPERIMENTS, family
+        from lora_theory.experiments.families.fnn import FNNAutogradStack
+        from lora_theory.experiments.tasks import build_tasks
+        from lora_theory.training import FitSettings, fit
+
+        stacked = FNNAutogradStack if autograd else family("linear").stacked
+
+        def fit_one(tasks, runs, settings):  # type: ignore[no-untyped-def]
+            return fit(tasks, runs, settings, stacked=stacked)
+
+        exp = EXPERIMENTS["fig1"]
+    except ImportError:  # the first engine (FNN only, hand-written gradients)
+        from lora_theory.experiments import FIGURES
+        from lora_theory.experiments.runners import build_tasks
+        from lora_theory.training import FitSettings, fit
+
+        fit_one, exp = fit, FIGURES["fig1"]
+    work = budget("quick")
+    (plan,) = plans(exp, work, build_tasks(exp, work.seeds)).values()
+    settings = FitSettings(steps=STEPS, n_test=work.n_test, eval_every=work.eval_every)
+    return fit_one, plan.tasks, plan.runs, settings
+
+
+def measure(sequential: bool, autograd: bool = False) -> dict[str, float]:
+    """Configurations/s of one batched fit (and of one-by-one fits when ``sequential``)."""
+    from dataclasses import replace
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from timing import best_of
+
+    fit_one, tasks, runs, settings = _workload()
+    out = {
+        "n": len(runs),
+        "batched": len(runs) / best_of(lambda: fit_one(tasks, runs, settings), 3),
+    }
+    if sequential:
+        sample = runs[:: max(1, len(runs) // SEQUENTIAL_SAMPLE)]
+        one = [([tasks[r.task]], [replace(r, task=0)]) for r in sample]
+        wall = best_of(lambda: [fit_one(t, r, settings) for t, r in one], REPEATS)
+        out["sequential"] = len(sample) / wall
+    return out
+
+
+def _in_subprocess(root: Path, *flags: str) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cmd = [sys.executable, __file__, "--measure", *flags]
+    done = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    fig, work = FIGURES["fig1"], budget("quick")
-    tasks = build_tasks(fig, work.seeds)
-    (plan,) = plans(fig, work, tasks).values()  # one frozen shape: L = 2, linear
-    settings = FitSettings(steps=STEPS, n_test=work.n_test, eval_every=work.eval_every)
-    n = len(plan.runs)
-    sample = plan.runs[:: max(1, n // SEQUENTIAL_SAMPLE)]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads available")
-    print(f"workload: {n} configurations of fig1 (quick), {STEPS} Adam steps each, batch 256")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default="HEAD~1", help="git revision to compare against")
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sequential", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--autograd", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.sequential, args.autograd)))
+        return
 
-    batched = n / best_of(lambda: fit(plan.tasks, plan.runs, settings), REPEATS)
-    one = [([plan.tasks[r.task]], [Run(0, r.trainable, r.lr, r.weight_decay)]) for r in sample]
-    sequential = len(sample) / best_of(lambda: [fit(t, r, settings) for t, r in one], REPEATS)
-    print(f"batched   : {batched:8.2f} configurations/s  ({n} in one fit)")
-    print(f"sequential: {sequential:8.2f} configurations/s  ({len(sample)} fits of one run)")
-    print(f"speed-up  : {batched / sequential:8.1f}x  (goal ≥ 10x)")
+    import torch
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads available")
+    now = _in_subprocess(ROOT, "--sequential")
+    autograd = _in_subprocess(ROOT, "--autograd")
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "baseline"
+        git = ["git", "-C", str(ROOT)]
+        subprocess.run(
+            [*git, "worktree", "add", "-q", "--detach", str(tree), args.baseline], check=True
+        )
+        try:
+            before = _in_subprocess(tree)
+        finally:
+            subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=True)
+    print(f"workload: {now['n']} configurations of fig1 (quick), {STEPS} Adam steps, batch 256")
+    print(f"batched, this version : {now['batched']:8.2f} configurations/s")
+    print(f"  same, autograd FNN  : {autograd['batched']:8.2f} configurations/s")
+    print(f"batched, {args.baseline:<13}: {before['batched']:8.2f} configurations/s")
+    print(f"one by one            : {now['sequential']:8.2f} configurations/s")
+    print(f"this / baseline       : {now['batched'] / before['batched']:8.2f}x  (goal ≥ 1)")
+    print(f"batched / one by one  : {now['batched'] / now['sequential']:8.1f}x  (goal ≥ 10)")
+    print(f"hand-written / autograd: {now['batched'] / autograd['batched']:7.2f}x")
+
+    from timing import best_of
+
+    from lora_theory.experiments import run
 
     wall = best_of(lambda: run("fig1", "quick", progress=False), repeats=1)
-    print(f"reproduce fig1 --mode quick: {wall:.1f} s  (goal < 90 s)")
+    print(f"reproduce fig1 --mode quick: {wall:.1f} s")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,25 @@
 """LoRA factors ``ΔW = B A`` of one ``D × D`` weight matrix.
 
 Orientation follows PEFT (``lora_B``: ``(D, R)``, ``lora_A``: ``(R, D)``), so analytic adapters load
-into PEFT without transposes. No ``α / r`` scaling, as in the paper's code. Introduced in the
-chapter "Linear models".
+into PEFT without transposes. No ``α / r`` scaling, as in the paper's code. This module is also the
+one home of per-layer ranks (:func:`layer_ranks`) and of LoRA's parameter count
+(:func:`n_lora_params`).
+
+Introduced in :ref:`ch-linear`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 
+from . import checks
 from .linalg import numerical_rank
+
+#: One rank ``R`` for every layer, or per-layer ranks ``[R_1, …, R_L]``.
+Ranks = int | Sequence[int]
 
 
 class LoRAFactors(NamedTuple):
@@ -19,6 +27,8 @@ class LoRAFactors(NamedTuple):
 
     A ``NamedTuple``, so ``B, A = factors`` works and a list of adapters reads like the paper's
     ``[(B_1, A_1), …, (B_L, A_L)]``.
+
+    Introduced in :ref:`ch-linear`.
     """
 
     B: torch.Tensor
@@ -51,8 +61,52 @@ class LoRAFactors(NamedTuple):
         return self.B.numel() + self.A.numel()
 
 
-def merge_all(weights: list[torch.Tensor], adapters: list[LoRAFactors]) -> list[torch.Tensor]:
-    """``[W_l + B_l A_l]`` for matching lists of weights and adapters."""
-    if len(weights) != len(adapters):
-        raise ValueError(f"got {len(weights)} weights but {len(adapters)} adapters")
-    return [a.merge(w) for w, a in zip(weights, adapters, strict=True)]
+def check_factors(adapter: object, width: int, name: str) -> LoRAFactors:
+    """``adapter`` as float64 :class:`LoRAFactors` of a ``(D, D)`` weight: ``B: (D, r)``,
+    ``A: (r, D)`` with one ``r``, finite real entries.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    try:
+        b, a = adapter  # type: ignore[misc]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a pair (B, A), got {type(adapter).__name__}") from exc
+    b, a = checks.tensor(b, f"{name}.B"), checks.tensor(a, f"{name}.A")
+    if b.ndim != 2 or a.ndim != 2 or b.shape[0] != width or a.shape[1] != width:
+        raise ValueError(
+            f"{name} must have B: ({width}, r) and A: (r, {width}), got B: {tuple(b.shape)}, "
+            f"A: {tuple(a.shape)}"
+        )
+    if b.shape[1] != a.shape[0]:
+        raise ValueError(
+            f"{name}: inner dimensions differ, B has {b.shape[1]} columns, A has {a.shape[0]} rows"
+        )
+    return LoRAFactors(b, a)
+
+
+def layer_ranks(rank: Ranks, depth: int, width: int) -> list[int]:
+    """Normalise ``rank`` to one rank per layer: ``[R_1, …, R_L]``.
+
+    An integer ``R`` must satisfy ``1 ≤ R ≤ D`` and applies to every layer. A list may contain
+    ``0`` (the layer keeps its frozen weight, e.g. the extra layers of the last block in Theorem 5's
+    construction) and must have one entry in ``[0, D]`` per layer. Only the sums over blocks matter
+    for the constructions (Lemma 1's error is ``σ_{ΣR_l+1}(E)``).
+
+    Introduced in :ref:`ch-linear`.
+    """
+    if isinstance(rank, Sequence) and not isinstance(rank, str):
+        ranks = [checks.rank(r, f"rank[{i}]", width, low=0) for i, r in enumerate(rank)]
+        if len(ranks) != depth:
+            raise ValueError(f"got {len(ranks)} per-layer ranks for {depth} layers")
+        return ranks
+    if isinstance(rank, torch.Tensor) and rank.ndim == 0:
+        rank = rank.item()
+    return [checks.rank(rank, "rank", width)] * depth
+
+
+def n_lora_params(width: int, ranks: Sequence[int]) -> int:
+    """Trainable weights of rank-``R_l`` LoRA on ``D × D`` layers: ``Σ_l 2 R_l D`` (``2RDL``).
+
+    Introduced in :ref:`ch-linear`.
+    """
+    return sum(2 * r * width for r in ranks)

@@ -30,22 +30,23 @@ from typing import NamedTuple
 
 import torch
 
-from . import fnn
+from . import checks, fnn
+from .adapters import Ranks, layer_ranks
+from .checks import ArrayLike
 from .fnn import FNN
-from .linalg import ArrayLike, as_tensor, check_rank, low_rank_approx, product, sigma
-from .linear import Ranks
+from .linalg import low_rank_approx, product, sigma
 
 
 def empirical_second_moment(x: ArrayLike) -> torch.Tensor:
     """``Σ̂ = (1/n) Σ_k x_k x_kᵀ = xᵀx / n`` for a batch ``x`` of shape ``(n, D)``; ``(D, D)``."""
-    x = as_tensor(x, "x")
+    x = checks.tensor(x, "x")
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"x must be a non-empty batch of shape (n, D), got {tuple(x.shape)}")
     return x.T @ x / x.shape[0]
 
 
 def _second_moment_matrix(sigma_x: ArrayLike, width: int) -> torch.Tensor:
-    s = as_tensor(sigma_x, "second_moment")
+    s = checks.tensor(sigma_x, "second_moment")
     if s.shape != (width, width):
         raise ValueError(f"second_moment must have shape ({width}, {width}), got {tuple(s.shape)}")
     if not torch.allclose(s, s.T) or float(torch.linalg.eigvalsh(s)[0]) < -1e-12 * float(s.trace()):
@@ -58,7 +59,7 @@ def _lemma2_residual(target: FNN, frozen: FNN, rank: Ranks) -> torch.Tensor:
     if target.depth != 1:
         raise ValueError(f"Lemma 2 needs a one-layer target, got depth L_bar={target.depth}")
     (e,) = fnn.discrepancies(target, frozen)
-    total = sum(fnn.layer_ranks(rank, frozen.depth, frozen.width))
+    total = sum(layer_ranks(rank, frozen.depth, frozen.width))
     return e - low_rank_approx(e, total)
 
 
@@ -187,7 +188,7 @@ def theorem5_bound(target: FNN, frozen: FNN, rank: int, second_moment: ArrayLike
     ``‖W'_i‖₂ ≤ ‖W̄_i‖_F + E_i``; unroll and take expectations. Chapter "Below the threshold".
     """
     discrepancies = fnn.discrepancies(target, frozen)
-    rank = check_rank(rank, "rank", frozen.width)
+    rank = checks.rank(rank, "rank", frozen.width)
     m = frozen.depth // target.depth
     errors = tuple(float(sigma(e, rank * m + 1)) for e in discrepancies)
     growth = max(
@@ -234,7 +235,7 @@ def theorem5_chain(
     it); ``Σ`` is the sample's second moment. Chapter "Below the threshold" uses it to show how much
     each inequality of the proof costs.
     """
-    x = as_tensor(x, "x")
+    x = checks.tensor(x, "x")
     depth, target_depth = frozen.depth, target.depth
     ranks = fnn.theorem5_ranks(depth, target_depth, rank)
     adapted = fnn.construct(target, frozen, rank=ranks, input_bound=input_bound)

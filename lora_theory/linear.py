@@ -14,6 +14,8 @@ then makes the total change equal ``LR_{RL}(E)``.
 
 ``rank`` may be one integer ``R`` (every layer) or a list ``[R_1, …, R_L]`` of per-layer ranks;
 only the sum ``Σ_l R_l`` matters (the error is ``σ_{ΣR_l + 1}(E)``).
+
+Introduced in :ref:`ch-linear`.
 """
 
 from __future__ import annotations
@@ -26,15 +28,13 @@ from functools import partial
 
 import torch
 
-from .adapters import LoRAFactors
+from . import checks
+from .adapters import LoRAFactors, Ranks, layer_ranks
+from .checks import ArrayLike
 from .linalg import (
-    ArrayLike,
     AssumptionError,
     Conditioning,
-    as_square,
-    as_square_list,
-    check_rank,
-    default_tol,
+    difference_tol,
     low_rank_approx,
     numerical_rank,
     product,
@@ -42,18 +42,24 @@ from .linalg import (
     singular_values,
 )
 
-Ranks = int | Sequence[int]
-
 
 class ConditioningWarning(UserWarning):
-    """A matrix the construction solves with is ill-conditioned (but not singular)."""
+    """A matrix the construction solves with is ill-conditioned (but not singular).
+
+    Introduced in :ref:`ch-linear`.
+    """
 
 
-def _inputs(
-    target: ArrayLike, frozen: Sequence[ArrayLike], dtype: torch.dtype
+def check_inputs(
+    target: ArrayLike, frozen: Sequence[ArrayLike], dtype: torch.dtype = torch.float64
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    ws = as_square_list(frozen, "frozen", dtype)
-    wbar = as_square(target, "target", dtype)
+    """The (target ``W̄``, frozen ``[W_1, …, W_L]``) pair of a linear problem, validated: square,
+    finite, real, one width ``D``; returned as tensors of ``dtype``.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    ws = checks.square_list(frozen, "frozen", dtype)
+    wbar = checks.square(target, "target", dtype)
     if wbar.shape != ws[0].shape:
         raise ValueError(
             f"target has shape {tuple(wbar.shape)} but the frozen layers are {tuple(ws[0].shape)}"
@@ -61,21 +67,11 @@ def _inputs(
     return wbar, ws
 
 
-def layer_ranks(rank: Ranks, n_layers: int, width: int) -> list[int]:
-    """Normalise ``rank`` (``R`` or ``[R_1, …, R_L]``) to ``n_layers`` ranks, each in ``[1, D]``."""
-    if isinstance(rank, Sequence) and not isinstance(rank, str):
-        ranks = [check_rank(r, f"rank[{i}]", width) for i, r in enumerate(rank)]
-        if len(ranks) != n_layers:
-            raise ValueError(f"got {len(ranks)} per-layer ranks for {n_layers} frozen layers")
-        return ranks
-    return [check_rank(rank, "rank", width)] * n_layers
-
-
 def error_matrix(
     target: ArrayLike, frozen: Sequence[ArrayLike], dtype: torch.dtype = torch.float64
 ) -> torch.Tensor:
     """``E = W̄ − W_L ⋯ W_1``, shape ``(D, D)``."""
-    wbar, ws = _inputs(target, frozen, dtype)
+    wbar, ws = check_inputs(target, frozen, dtype)
     return wbar - product(ws)
 
 
@@ -87,7 +83,7 @@ def min_error(
     It is ``0`` once ``RL ≥ D``. Requires only shapes; the lemma's non-singularity assumption is
     what makes the value attainable (see :func:`construct` and :func:`diagnose`).
     """
-    wbar, ws = _inputs(target, frozen, dtype)
+    wbar, ws = check_inputs(target, frozen, dtype)
     total = sum(layer_ranks(rank, len(ws), ws[0].shape[0]))
     return float(sigma(wbar - product(ws), total + 1))
 
@@ -100,7 +96,7 @@ def population_mse(
     Equals ``(1/D) Σ_{i > RL} σ_i(E)²`` (Eckart–Young–Mirsky in Frobenius norm), and the
     construction attains it. This is the quantity the paper's linear experiment (Figure 1) plots.
     """
-    wbar, ws = _inputs(target, frozen, dtype)
+    wbar, ws = check_inputs(target, frozen, dtype)
     total = sum(layer_ranks(rank, len(ws), ws[0].shape[0]))
     s = singular_values(wbar - product(ws))
     return float((s[total:] ** 2).sum() / s.numel())
@@ -110,13 +106,14 @@ def required_rank(
     target: ArrayLike, frozen: Sequence[ArrayLike], dtype: torch.dtype = torch.float64
 ) -> int:
     """The exactness threshold ``⌈rank(E) / L⌉`` (``0`` when the frozen model equals the target)."""
-    e = error_matrix(target, frozen, dtype)
-    return math.ceil(numerical_rank(e) / len(frozen))
+    wbar, ws = check_inputs(target, frozen, dtype)
+    prod = product(ws)
+    return math.ceil(numerical_rank(wbar - prod, difference_tol(wbar, prod)) / len(ws))
 
 
 def adapted_product(frozen: Sequence[ArrayLike], adapters: Sequence[LoRAFactors]) -> torch.Tensor:
     """``∏_l (W_l + B_l A_l) = (W_L + B_L A_L) ⋯ (W_1 + B_1 A_1)``."""
-    ws = as_square_list(frozen, "frozen", adapters[0].B.dtype if adapters else torch.float64)
+    ws = checks.square_list(frozen, "frozen", adapters[0].B.dtype if adapters else torch.float64)
     if len(ws) != len(adapters):
         raise ValueError(f"got {len(ws)} frozen layers but {len(adapters)} adapters")
     return product([a.merge(w) for w, a in zip(ws, adapters, strict=True)])
@@ -131,8 +128,8 @@ def telescoping_terms(
     ``Q̃_{l-1} = (W_{l-1} + ΔW_{l-1}) ⋯ (W_1 + ΔW_1)``; each term has rank ``≤ rank(ΔW_l)``.
     This is Step 1 of the proof of Lemma 1; it holds for any updates ``ΔW_l``.
     """
-    ws = as_square_list(frozen, "frozen", dtype)
-    ds = as_square_list(deltas, "deltas", dtype)
+    ws = checks.square_list(frozen, "frozen", dtype)
+    ds = checks.square_list(deltas, "deltas", dtype)
     if len(ws) != len(ds) or ws[0].shape != ds[0].shape:
         raise ValueError(f"need one ({ws[0].shape[0]}, {ws[0].shape[0]}) update per frozen layer")
     eye = torch.eye(ws[0].shape[0], dtype=dtype)
@@ -185,11 +182,11 @@ def diagnose(
     target: ArrayLike, frozen: Sequence[ArrayLike], rank: Ranks, dtype: torch.dtype = torch.float64
 ) -> AssumptionReport:
     """Check Lemma 1's hypothesis for these matrices and report the conditioning of each piece."""
-    wbar, ws = _inputs(target, frozen, dtype)
+    wbar, ws = check_inputs(target, frozen, dtype)
     ranks = layer_ranks(rank, len(ws), ws[0].shape[0])
     prod = product(ws)
     e = wbar - prod
-    bounds = _cumulative_ranks(ranks[:-1], numerical_rank(e))
+    bounds = _cumulative_ranks(ranks[:-1], numerical_rank(e, difference_tol(wbar, prod)))
     used = sorted(set(bounds))
     return AssumptionReport(
         frozen=tuple(Conditioning.of(f"W_{k + 1}", w) for k, w in enumerate(ws)),
@@ -230,9 +227,10 @@ def _construct(
 ) -> tuple[list[LoRAFactors], dict[str, Conditioning]]:
     """Lemma 1's adapters and the conditioning of every matrix the construction solved with."""
     width, dtype = wbar.shape[0], wbar.dtype
-    e = wbar - product(ws)
+    prod = product(ws)
+    e = wbar - prod
     u, s, vh = torch.linalg.svd(e)
-    rank_e = int((s > default_tol(e)).sum())
+    rank_e = int((s > difference_tol(wbar, prod)).sum())
     bounds = _cumulative_ranks(ranks, rank_e)
     record: dict[str, Conditioning] = {}
 
@@ -281,7 +279,7 @@ def construct(
     one is ill-conditioned (see :func:`construction_conditioning`). Blocks beyond ``rank(E)`` get
     empty adapters and need no solve.
     """
-    wbar, ws = _inputs(target, frozen, dtype)
+    wbar, ws = check_inputs(target, frozen, dtype)
     adapters, record = _construct(wbar, ws, layer_ranks(rank, len(ws), ws[0].shape[0]))
     for c in record.values():
         if c.ill_conditioned:
@@ -299,6 +297,6 @@ def construction_conditioning(
     ``W'_k = W_k + ΔW_k`` through ``Q̃_{l-1}^{-1}``; round-off in the construction grows with their
     condition numbers, which is what limits its accuracy for deep frozen models.
     """
-    wbar, ws = _inputs(target, frozen, dtype)
+    wbar, ws = check_inputs(target, frozen, dtype)
     _, record = _construct(wbar, ws, layer_ranks(rank, len(ws), ws[0].shape[0]))
     return tuple(record.values())

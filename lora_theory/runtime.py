@@ -1,9 +1,12 @@
-"""Seeds, devices and the quick/full switch shared by the whole book.
+"""Seeds, named random streams, devices and the quick/full switch shared by the whole book.
 
 Every chapter's setup cell calls :func:`set_seed` and :func:`device`; experiment runners ask
 :func:`mode` whether to use the paper's full settings (``"full"``, the default when CUDA is present)
 or the reduced-work CPU settings (``"quick"``). The environment variable ``LORA_THEORY_MODE``
-overrides the detection. Introduced in the chapter "Linear models".
+overrides the detection. :func:`generator` gives each named stream of a seed (``"model"``,
+``"train"``, ``"val"``, ``"test"``, …) its own independent generator.
+
+Introduced in :ref:`ch-linear`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Literal
 
 import numpy as np
 import torch
+
+from . import checks
 
 Mode = Literal["quick", "full"]
 MODES: tuple[str, ...] = ("quick", "full")
@@ -26,20 +31,33 @@ def set_seed(seed: int) -> torch.Generator:
     The returned ``torch.Generator`` is seeded with the same value; pass it explicitly to sampling
     calls so that a cell's randomness does not depend on what ran before it.
     """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
+    seed = checks.integer(seed, "seed", low=0)
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds legacy global-state users too)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
 
+def generator(seed: int, stream: str) -> torch.Generator:
+    """A CPU generator for the named random ``stream`` of ``seed``.
+
+    Streams with different names are statistically independent (the seed is mixed with the name by
+    ``numpy.random.SeedSequence``), so e.g. the training batches, the validation set and the test
+    set of a seed never share points.
+
+    Introduced in :ref:`sec-fig1`.
+    """
+    seed = checks.integer(seed, "seed", low=0)
+    if not isinstance(stream, str) or not stream:
+        raise ValueError(f"stream must be a non-empty string, got {stream!r}")
+    entropy = [seed, *stream.encode()]
+    state = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
 def check_mode(value: str) -> Mode:
     """Return ``value`` if it is ``"quick"`` or ``"full"``; raise ``ValueError`` otherwise."""
-    if value not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {value!r}")
-    return value  # type: ignore[return-value]
+    return checks.choice(value, "mode", MODES)  # type: ignore[return-value]
 
 
 def mode(override: str | None = None) -> Mode:
@@ -59,7 +77,12 @@ def device(prefer: str | None = None) -> torch.device:
     """
     if prefer is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(prefer)
+    try:
+        dev = torch.device(prefer)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {prefer!r}") from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {prefer!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but CUDA is not available on this machine")
     return dev

@@ -13,19 +13,21 @@ from lora_theory import linear, runtime
 from lora_theory.experiments import (
     BUDGETS,
     COLUMNS,
-    FIGURES,
+    EXPERIMENTS,
+    FAMILIES,
     Budget,
     Row,
     budget,
-    constructions,
-    figure,
+    experiment,
+    family,
     median_curve,
     read_csv,
     run,
     write_csv,
 )
-from lora_theory.experiments.runners import build_tasks, construction_rows, total_steps
+from lora_theory.experiments.runners import construction_rows, total_steps
 from lora_theory.experiments.settings import FULL, QUICK, Panel
+from lora_theory.experiments.tasks import build_tasks
 from lora_theory.linalg import product
 
 #: A test-only budget: one seed, one grid point, a few hundred steps.
@@ -64,12 +66,12 @@ def test_fig1_pretrained_frozen_model_is_closer(fig1_rows):
 
 
 def test_fig1_construction_matches_population_mse():
-    tasks = build_tasks(FIGURES["fig1"], (0,))
+    tasks = build_tasks(EXPERIMENTS["fig1"], (0,))
     task = tasks[("random", 0)]
     x, y = task.test_set(20_000)
     target = product(task.target.weights)
     for rank in (1, 4, 7):
-        measured = float((constructions.construct(task, rank, x)(x) - y).square().mean())
+        measured = float((family("linear").construct(task, rank, x)(x) - y).square().mean())
         expected = linear.population_mse(target, task.frozen.weights, rank)
         assert measured == pytest.approx(expected, rel=0.05)
 
@@ -82,7 +84,7 @@ def test_fig1_rows_schema(fig1_rows):
 
 
 def test_fig2_construction_rows_use_theorem3():
-    fig = FIGURES["fig2"]
+    fig = EXPERIMENTS["fig2"]
     random_only = dataclasses.replace(
         fig, panels=tuple(p for p in fig.panels if not p.pretrained), ranks=(4, 8)
     )
@@ -120,9 +122,9 @@ def test_full_budget_is_the_papers_protocol():
     assert (FULL.batch_size, FULL.n_val, FULL.n_test, FULL.eval_every) == (256, 256, 5000, 1)
 
 
-@pytest.mark.parametrize("name", sorted(FIGURES))
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_quick_budget_only_reduces_work(name):
-    fig = FIGURES[name]
+    fig = EXPERIMENTS[name]
     quick = fig.budget("quick")
     assert fig.budget("full") is FULL
     assert (quick.batch_size, quick.n_val) == (FULL.batch_size, FULL.n_val)
@@ -161,14 +163,16 @@ def test_device_selection_without_cuda(monkeypatch):
 
 
 def test_thresholds_of_the_settings():
-    assert {p.threshold(16) for p in FIGURES["fig1"].panels} == {8}
-    assert {p.threshold(16) for p in FIGURES["fig2"].panels} == {8}
-    assert [p.threshold(16) for p in FIGURES["depth"].panels] == [8, 4, 3, 2, 2, 2, 2]
+    assert {p.threshold(16) for p in EXPERIMENTS["fig1"].panels} == {8}
+    assert {p.threshold(16) for p in EXPERIMENTS["fig2"].panels} == {8}
+    assert [p.threshold(16) for p in EXPERIMENTS["depth"].panels] == [8, 4, 3, 2, 2, 2, 2]
 
 
 def test_unknown_figure_and_bad_panels():
     with pytest.raises(ValueError, match="fig1"):
-        figure("fig9")
+        experiment("fig9")
+    with pytest.raises(ValueError, match="family"):
+        run(dataclasses.replace(EXPERIMENTS["fig1"], panels=(Panel("x", 1, 2, family="nope"),)))
     with pytest.raises(ValueError, match="L̄"):
         Panel("x", target_depth=3, depth=2)
     with pytest.raises(ValueError, match="methods"):
@@ -177,15 +181,16 @@ def test_unknown_figure_and_bad_panels():
         Panel("x", target_depth=1, depth=2, bias=False, tune_bias=True)
 
 
-def stand_in_construction(task, rank, input_bound):
-    """Replaces Theorem 3's construction (written elsewhere) to exercise the plumbing only."""
+def stand_in_construction(task, rank, calibration):
+    """Replaces Theorem 3's construction to exercise the plumbing only."""
     return task.frozen
 
 
-@pytest.mark.parametrize("name", sorted(FIGURES))
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_every_figure_runs_and_yields_one_row_per_run(name, monkeypatch):
-    monkeypatch.setattr(constructions, "fnn_construction", stand_in_construction)
-    fig = dataclasses.replace(FIGURES[name], ranks=(1, 8))
+    stand_in = dataclasses.replace(FAMILIES["fnn"], construct=stand_in_construction)
+    monkeypatch.setitem(FAMILIES, "fnn", stand_in)
+    fig = dataclasses.replace(EXPERIMENTS[name], ranks=(1, 8))
     work = dataclasses.replace(TINY, steps=3, seeds=(0, 1), n_test=50)
     calls: list[int] = []
     monkeypatch.setattr("lora_theory.experiments.runners.tqdm", _counting_bar(calls))
@@ -221,7 +226,7 @@ def _counting_bar(calls: list[int]):
 
 
 def test_pretraining_is_shared_by_panels_with_the_same_models():
-    fig = FIGURES["bias"]
+    fig = EXPERIMENTS["bias"]
     tasks = build_tasks(fig, (0,))
     fixed, tuned = tasks[("pretrained-fixed-bias", 0)], tasks[("pretrained-tuned-bias", 0)]
     assert fixed is tuned
@@ -233,7 +238,7 @@ def test_pretraining_is_shared_by_panels_with_the_same_models():
 
 def test_final_layers_method_plugs_in():
     panel = Panel("flt", target_depth=1, depth=3, methods=("gradient", "final_layers"))
-    fig = dataclasses.replace(FIGURES["fig1"], panels=(panel,), ranks=(2,))
+    fig = dataclasses.replace(EXPERIMENTS["fig1"], panels=(panel,), ranks=(2,))
     rows = run(fig, budget=dataclasses.replace(TINY, steps=20, n_test=100), progress=False)
     assert [(r.method, r.rank) for r in rows] == [
         ("gradient", 2),

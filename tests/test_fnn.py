@@ -64,7 +64,11 @@ def test_uniform_partition_examples(L, L_bar, expected):
 
 @pytest.mark.parametrize(
     ("L", "L_bar", "match"),
-    [(2, 3, "exceeds frozen depth"), (3, 0, "L_bar must be an integer ≥ 1"), (2.0, 1, "L must")],
+    [
+        (2, 3, "exceeds frozen depth"),
+        (3, 0, "L_bar out of range: need L_bar ≥ 1"),
+        (2.0, 1, "L must"),
+    ],
 )
 def test_uniform_partition_rejects_bad_depths(L, L_bar, match):
     with pytest.raises(ValueError, match=match):
@@ -79,7 +83,7 @@ def test_uniform_partition_rejects_bad_depths(L, L_bar, match):
         ([[0], [2], [1, 3]], "consecutive"),
         ([[0], [1], [2]], "consecutive"),
         ([[0], [1, 1], [2, 3]], "consecutive"),
-        ([[0], [1.0], [2, 3]], "integer layer indices"),
+        ([[0], [1.0], [2, 3]], "entry must be an integer"),
     ],
 )
 def test_check_partition_names_the_problem(partition, match):
@@ -339,12 +343,12 @@ def pair() -> tuple[FNN, FNN]:
         ({"rank": 6}, "rank out of range"),
         ({"rank": 2.5}, "rank must be an integer"),
         ({"rank": [1, 2, 3]}, "3 per-layer ranks for 4"),
-        ({"rank": [1, 2, -1, 3]}, r"rank\[2\] must be an integer in \[0, 5\]"),
+        ({"rank": [1, 2, -1, 3]}, r"rank\[2\] out of range: need 0 ≤ rank\[2\] ≤ 5"),
         ({"input_bound": 0.0}, "input_bound must be positive"),
         ({"input_bound": -1}, "input_bound must be positive"),
-        ({"input_bound": math.inf}, "input_bound must be positive and finite"),
-        ({"input_bound": math.nan}, "input_bound must be positive and finite"),
-        ({"input_bound": "big"}, "input_bound must be a positive number"),
+        ({"input_bound": math.inf}, "input_bound must be a finite number"),
+        ({"input_bound": math.nan}, "input_bound must be a finite number"),
+        ({"input_bound": "big"}, "input_bound must be a real number"),
         ({"partition": [[0, 1, 2, 3]]}, "1 blocks but the target has L_bar=2"),
         ({"partition": [[0, 2], [1, 3]]}, "consecutive"),
     ],

@@ -160,13 +160,23 @@ def test_singular_corrected_product_is_reported():
         (2.5, "integer"),
         (True, "integer"),
         ([1, 2, 3], "per-layer ranks"),
-        ([1, 0], r"rank\[1\]"),
+        ([1, -1], r"rank\[1\] out of range"),
+        ([1, 7], r"rank\[1\] out of range"),
     ],
 )
 def test_bad_rank(rank, match):
     target, frozen = random_instance(7, 6, 2)
     with pytest.raises(ValueError, match=match):
         linear.construct(target, frozen, rank)
+
+
+def test_a_rank_zero_layer_keeps_its_frozen_weight():
+    target, frozen = random_instance(7, 6, 2)
+    adapters = linear.construct(target, frozen, [2, 0])
+    assert adapters[1].inner_dim == 0
+    achieved = torch.linalg.matrix_norm(linear.adapted_product(frozen, adapters) - target, 2)
+    assert float(achieved) == pytest.approx(linear.min_error(target, frozen, [2, 0]), rel=1e-9)
+    assert linear.min_error(target, frozen, [2, 0]) == linear.min_error(target, frozen, [1, 1])
 
 
 def test_bad_shapes_and_values():

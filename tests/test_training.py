@@ -4,31 +4,32 @@ model selection, early stopping, data streams."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
 
+from lora_theory import training
+from lora_theory.experiments.families.fnn import FNNStack, Trainable
 from lora_theory.fnn import FNN
 from lora_theory.training import (
     BatchedAdam,
     FitSettings,
     Run,
     Task,
-    Trainable,
-    _Stack,
-    fit,
     generator,
     select_by_validation,
 )
 
 WIDTH = 8
+fit = partial(training.fit, stacked=FNNStack)
 
 
 def make_task(seed: int, target_depth: int, depth: int, activation: str, bias: bool) -> Task:
     gen = generator(seed, "model")
     target = FNN.random(WIDTH, target_depth, gen, bias=bias, activation=activation)
     frozen = FNN.random(WIDTH, depth, gen, bias=bias, activation=activation)
-    return Task(target, frozen, seed, bias=bias)
+    return Task(target, frozen, seed, (WIDTH,))
 
 
 def alone(tasks: list[Task], run: Run, settings: FitSettings):
@@ -46,10 +47,11 @@ def assert_batched_equals_alone(tasks: list[Task], runs: list[Run], settings: Fi
             )
         assert int(batched.best_step[i]) == int(single.best_step[0])
         rank = run.trainable.lora_rank
+        b, s = batched.params, single.params
         for name in ("weight", "bias"):
-            torch.testing.assert_close(getattr(batched, name)[i], getattr(single, name)[0])
-        torch.testing.assert_close(batched.lora_a[i, :, :rank], single.lora_a[0, :, :rank])
-        torch.testing.assert_close(batched.lora_b[i, :, :, :rank], single.lora_b[0, :, :, :rank])
+            torch.testing.assert_close(b[name][i], s[name][0])
+        torch.testing.assert_close(b["lora_a"][i, :, :rank], s["lora_a"][0, :, :rank])
+        torch.testing.assert_close(b["lora_b"][i, :, :, :rank], s["lora_b"][0, :, :, :rank])
 
 
 def test_batched_adam_matches_torch_adam_per_config():
@@ -89,28 +91,30 @@ def test_batched_adam_leaves_masked_and_inactive_entries_untouched():
 
 
 @pytest.mark.parametrize(("activation", "bias"), [("identity", False), ("relu", True)])
-def test_hand_written_gradient_matches_autograd(activation, bias):
+def test_stacked_forward_and_gradient(activation, bias):
+    """The stacked forward equals each run's own FNN; autograd's gradient matches central
+    differences of the stacked loss."""
     tasks = [make_task(s, 2, 3, activation, bias) for s in (0, 1)]
     runs = [
         Run(0, Trainable(lora_rank=2, tune_bias=bias), 1e-2),
         Run(1, Trainable(lora_rank=5, final_layers=1), 1e-2),
     ]
-    stack = _Stack(tasks, runs, 0.25, torch.device("cpu"), torch.float64)
-    stack.flat += 0.1 * torch.randn(
-        stack.flat.shape, generator=generator(0, "t"), dtype=torch.float64
-    )
+    stack = FNNStack.build(tasks, runs, 0.25, torch.device("cpu"), torch.float64)
+    noise = torch.randn(stack.flat.shape, generator=generator(0, "t"), dtype=torch.float64)
+    stack.flat += 0.1 * noise * stack.mask  # padded entries stay zero
     x, y = tasks[0].sample((2, 64), generator(1, "t"))  # (T, n, D): one batch per task
-    losses, grad = stack.gradient(x, y)
-    flat = stack.flat.clone().requires_grad_(True)
-    w, b = stack.effective(flat)
-    pred = x  # an independent forward pass: h ↦ act(h Wᵀ + b), layer by layer
-    for layer in range(w.shape[1]):
-        pred = pred @ w[:, layer].mT + (b[:, layer, None, :] if bias else 0)
-        pred = torch.relu(pred) if activation == "relu" else pred
-    expected_losses = (pred - y).square().mean(dim=(1, 2))
-    (expected,) = torch.autograd.grad(expected_losses.sum(), flat)
-    torch.testing.assert_close(losses, expected_losses.detach())
-    torch.testing.assert_close(grad, expected)
+    losses, grad = stack.loss_and_grad(x, y)
+    params = stack.params()
+    for c, run in enumerate(runs):
+        net = FNNStack.model(tasks[run.task], run, {k: v[c] for k, v in params.items()})
+        torch.testing.assert_close(losses[c], (net(x[c]) - y[c]).square().mean())
+    h = 1e-6
+    for k in torch.randperm(stack.flat.shape[1], generator=generator(2, "t"))[:12].tolist():
+        bump = torch.zeros_like(stack.flat)
+        bump[:, k] = h
+        up, down = stack.mse(x, y, stack.flat + bump), stack.mse(x, y, stack.flat - bump)
+        numeric = (up - down) / (2 * h) * stack.mask[:, k]
+        torch.testing.assert_close(grad[:, k] * stack.mask[:, k], numeric, rtol=1e-5, atol=1e-9)
 
 
 def test_batched_equals_one_by_one_linear():
@@ -142,10 +146,11 @@ def test_rank_mask_keeps_padded_factors_exactly_zero():
     tasks = [make_task(0, 1, 3, "relu", bias=True)]
     runs = [Run(0, Trainable(lora_rank=r, tune_bias=True), 1e-2, 1e-2) for r in (1, 3, WIDTH)]
     result = fit(tasks, runs, FitSettings(steps=30, n_val=0, n_test=0))  # keeps the final state
+    a, b = result.params["lora_a"], result.params["lora_b"]
     for i, r in enumerate((1, 3, WIDTH)):
-        assert torch.all(result.lora_a[i, :, r:] == 0)
-        assert torch.all(result.lora_b[i, :, :, r:] == 0)
-        assert torch.all(result.lora_b[i, :, :, :r] != 0)  # the live columns did train
+        assert torch.all(a[i, :, r:] == 0)
+        assert torch.all(b[i, :, :, r:] == 0)
+        assert torch.all(b[i, :, :, :r] != 0)  # the live columns did train
         adapters = result.model(i).adapters
         assert [tuple(a.B.shape) for a in adapters] == [(WIDTH, r)] * 3
 
@@ -153,10 +158,11 @@ def test_rank_mask_keeps_padded_factors_exactly_zero():
 def test_lora_starts_at_zero_update_and_frozen_weights_stay():
     tasks = [make_task(0, 1, 2, "relu", bias=True)]
     result = fit(tasks, [Run(0, Trainable(lora_rank=2), 1e-2)], FitSettings(steps=0, n_test=0))
-    assert torch.all(result.lora_b == 0)
-    assert float(result.lora_a.std()) == pytest.approx(0.25, rel=0.4)
-    torch.testing.assert_close(result.weight[0], torch.stack(tasks[0].frozen.weights))
-    torch.testing.assert_close(result.bias[0], torch.stack(tasks[0].frozen.biases))
+    p = result.params
+    assert torch.all(p["lora_b"] == 0)
+    assert float(p["lora_a"].std()) == pytest.approx(0.25, rel=0.4)
+    torch.testing.assert_close(p["weight"][0], torch.stack(tasks[0].frozen.weights))
+    torch.testing.assert_close(p["bias"][0], torch.stack(tasks[0].frozen.biases))
 
 
 def test_test_mse_is_measured_at_the_best_validation_step():
@@ -231,8 +237,8 @@ def test_n_params_convention():
         ([Run(0, Trainable(), 1e-2)], "nothing to train"),
         ([Run(0, Trainable(lora_rank=WIDTH + 1), 1e-2)], "lora_rank"),
         ([Run(0, Trainable(final_layers=3), 1e-2)], "final_layers"),
-        ([Run(0, Trainable(lora_rank=1), 0.0)], "lr > 0"),
         ([Run(5, Trainable(lora_rank=1), 1e-2)], "index"),
+        ([Run(0, "rank 2", 1e-2)], "Trainable"),
     ],
 )
 def test_fit_rejects_bad_runs(runs, message):
@@ -263,8 +269,55 @@ def test_cpu_shards_do_not_change_results():
     runs = [Run(s % 3, Trainable(lora_rank=1 + s % 4, tune_bias=True), 1e-2) for s in range(7)]
     settings = FitSettings(steps=20, n_test=100, eval_every=5)
     one, three = fit(tasks, runs, settings, workers=1), fit(tasks, runs, settings, workers=3)
-    for name in ("best_val", "test_mse", "val_curve", "weight", "bias", "lora_a", "lora_b"):
+    for name in ("best_val", "test_mse", "val_curve", "diverged"):
         torch.testing.assert_close(getattr(one, name), getattr(three, name))
+    for name in ("weight", "bias", "lora_a", "lora_b"):
+        torch.testing.assert_close(one.params[name], three.params[name])
     assert torch.equal(one.eval_steps, three.eval_steps)
     with pytest.raises(ValueError, match="workers"):
         fit(tasks, runs, settings, workers=0)
+
+
+@pytest.mark.parametrize("lr", [0.0, -1e-3, math.nan, math.inf, True, "1e-2"])
+def test_run_rejects_bad_learning_rates(lr):
+    with pytest.raises(ValueError, match="lr"):
+        Run(0, Trainable(lora_rank=1), lr)
+
+
+@pytest.mark.parametrize("wd", [-1e-3, math.nan, math.inf])
+def test_run_rejects_bad_weight_decay(wd):
+    with pytest.raises(ValueError, match="weight_decay"):
+        Run(0, Trainable(lora_rank=1), 1e-2, wd)
+
+
+def test_a_diverging_run_is_reported_as_diverged_not_with_its_start_score():
+    tasks = [make_task(0, 1, 2, "relu", bias=True)]
+    runs = [Run(0, Trainable(lora_rank=4, tune_bias=True), lr) for lr in (1e-2, 1e200)]
+    result = fit(tasks, runs, FitSettings(steps=30, n_test=100, eval_every=5))
+    assert result.diverged.tolist() == [False, True]
+    assert math.isfinite(float(result.test_mse[0]))
+    assert math.isnan(float(result.test_mse[1])) and math.isnan(float(result.best_val[1]))
+    assert int(result.steps_run[1]) < 30
+    assert select_by_validation([("k",)] * 2, result.best_val.tolist()) == {("k",): 0}
+
+
+def test_adapters_on_the_frozen_model_are_merged_not_ignored():
+    task = make_task(0, 1, 2, "relu", bias=True)
+    gen = generator(5, "t")
+    adapters = [(torch.randn(WIDTH, 1, generator=gen), torch.randn(1, WIDTH, generator=gen))] * 2
+    carried = FNN(task.frozen.weights, task.frozen.biases, adapters=adapters)
+    merged = Task(task.target, carried.merged(), 0, (WIDTH,))
+    settings = FitSettings(steps=5, n_test=100)
+    run = [Run(0, Trainable(lora_rank=2), 1e-2)]
+    a = fit([Task(task.target, carried, 0, (WIDTH,))], run, settings)
+    b = fit([merged], run, settings)
+    torch.testing.assert_close(a.test_mse, b.test_mse)
+    torch.testing.assert_close(a.params["weight"], b.params["weight"])
+
+
+def test_frozen_weights_that_require_grad_do_not_break_fit():
+    task = make_task(0, 1, 2, "relu", bias=True)
+    for w in task.frozen.weights:
+        w.requires_grad_(True)
+    result = fit([task], [Run(0, Trainable(lora_rank=2), 1e-2)], FitSettings(steps=3, n_test=50))
+    assert math.isfinite(float(result.test_mse[0]))

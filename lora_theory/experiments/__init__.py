@@ -1,33 +1,44 @@
-"""The paper's synthetic experiments: settings as data, batched runners, tidy rows, the CLI.
+"""The paper's synthetic experiments: settings as data, model families, batched runners, tidy
+rows, their figures and the CLI.
 
-Typical use (chapter "Linear models")::
+Typical use::
 
-    from lora_theory import experiments, plotting
+    from lora_theory import experiments
     rows = experiments.run("fig1")          # quick on a CPU, the paper's protocol on a GPU
-    plotting.plot_mse_vs_rank(rows, threshold=8)
+    experiments.plot_mse_vs_rank(rows, threshold=8)
 
 ``python -m lora_theory reproduce fig1 --mode quick --out out/`` runs the same code and writes
 ``out/fig1.csv``.
+
+Introduced in :ref:`sec-fig1`.
 """
 
+from .families import FAMILIES, Family, family, register, unregister
+from .plots import plot_mse_vs_rank
 from .results import COLUMNS, Row, median_curve, read_csv, write_csv
 from .runners import run
-from .settings import BUDGETS, FIGURES, Budget, Figure, Panel, budget, figure
+from .settings import BUDGETS, EXPERIMENTS, Budget, Experiment, Panel, budget, experiment
 from .tasks import random_task
 
 __all__ = [
     "BUDGETS",
     "COLUMNS",
-    "FIGURES",
+    "EXPERIMENTS",
+    "FAMILIES",
     "Budget",
-    "Figure",
+    "Experiment",
+    "Family",
     "Panel",
     "Row",
     "budget",
-    "figure",
+    "experiment",
+    "family",
     "median_curve",
+    "plot_mse_vs_rank",
     "random_task",
     "read_csv",
+    "register",
     "run",
+    "unregister",
     "write_csv",
 ]

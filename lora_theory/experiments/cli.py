@@ -15,7 +15,7 @@ from pathlib import Path
 from ..runtime import MODES, device, mode
 from .results import write_csv
 from .runners import run
-from .settings import FIGURES
+from .settings import EXPERIMENTS as FIGURES
 
 
 def build_parser() -> argparse.ArgumentParser:

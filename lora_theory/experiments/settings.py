@@ -1,18 +1,17 @@
-"""The paper's synthetic experiments as data (PAPER_SPEC §7.1–7.2).
+"""The paper's synthetic experiments as data (Section 6 and Appendix G of the paper).
 
-A :class:`Figure` lists :class:`Panel` s (target depth ``L̄``, frozen depth ``L``, activation,
-biases, random or pretrained frozen model, which methods to run); a :class:`Budget` is the work
-(steps, seeds, learning-rate × weight-decay grid, evaluation sizes). Full mode is the paper's
+An :class:`Experiment` lists :class:`Panel` s (model family, target depth ``L̄``, frozen depth
+``L``, biases, random or pretrained frozen model, which methods to run); a :class:`Budget` is the
+work (steps, seeds, learning-rate × weight-decay grid, evaluation sizes). Full mode is the paper's
 protocol exactly; quick mode keeps every *setting* (width, depths, ranks, initialisation, batch and
 validation sizes) and shrinks only the work, so the curves keep their shape on a CPU.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
-from ..fnn import ACTIVATIONS
+from .. import checks
 from ..runtime import Mode, check_mode
 
 METHODS = ("construction", "gradient", "final_layers")
@@ -20,30 +19,40 @@ METHODS = ("construction", "gradient", "final_layers")
 
 @dataclass(frozen=True)
 class Panel:
-    """One panel: adapt a frozen ``FNN_{L,D}`` to a target ``FNN_{L̄,D}``.
+    """One panel: adapt a frozen depth-``L`` model to a target of depth ``L̄`` of one family.
 
-    ``name`` is the CSV's ``panel`` value; ``bias``: the models have bias vectors;
-    ``tune_bias``: the gradient runs train all biases too (only with ``bias``); ``pretrained``:
-    the frozen model is first trained towards the target (PAPER_SPEC §7.1,
-    :func:`lora_theory.experiments.tasks.pretrain`).
+    ``name`` is the CSV's ``panel`` value; ``family`` names a registered model family
+    (:mod:`lora_theory.experiments.families`: ``"linear"``, ``"fnn"``, …); ``bias``: the models
+    have bias vectors; ``tune_bias``: the gradient runs train all biases too (only with
+    ``bias``); ``pretrained``: the frozen model is first trained towards the target
+    (:func:`lora_theory.experiments.tasks.pretrain`); ``options``: family-specific settings as
+    ``(name, value)`` pairs (e.g. heads and tokens of a Transformer).
+
+    Introduced in :ref:`sec-fig1`.
     """
 
     name: str
     target_depth: int
     depth: int
-    activation: str = "relu"
+    family: str = "fnn"
     bias: bool = True
     tune_bias: bool = True
     pretrained: bool = False
     methods: tuple[str, ...] = ("construction", "gradient")
+    options: tuple[tuple[str, object], ...] = ()
 
     def __post_init__(self) -> None:
-        if not 1 <= self.target_depth <= self.depth:
+        if not isinstance(self.name, str) or not self.name or "," in self.name:
+            raise ValueError(f"panel name must be a non-empty string without commas: {self.name!r}")
+        checks.integer(self.target_depth, f"panel {self.name!r}: target_depth", low=1)
+        checks.integer(self.depth, f"panel {self.name!r}: depth", low=1)
+        if not self.target_depth <= self.depth:
             raise ValueError(
                 f"panel {self.name!r}: need 1 ≤ L̄ ≤ L, got {self.target_depth}, {self.depth}"
             )
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"panel {self.name!r}: activation must be one of {ACTIVATIONS}")
+        for flag in ("bias", "tune_bias", "pretrained"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"panel {self.name!r}: {flag} must be a bool")
         if self.tune_bias and not self.bias:
             raise ValueError(f"panel {self.name!r}: tune_bias needs bias=True")
         unknown = set(self.methods) - set(METHODS)
@@ -53,13 +62,20 @@ class Panel:
             )
 
     @property
-    def model_key(self) -> tuple[int, int, str, bool]:
+    def model_key(self) -> tuple[object, ...]:
         """Panels with equal keys (and seeds) share their random target and frozen model."""
-        return (self.target_depth, self.depth, self.activation, self.bias)
+        return (self.family, self.target_depth, self.depth, self.bias, self.options)
+
+    def option(self, name: str, default: object = None) -> object:
+        """The family-specific option ``name`` (``default`` when not set)."""
+        return dict(self.options).get(name, default)
 
     def threshold(self, width: int) -> int:
-        """The exactness threshold ``⌈D / M⌉``, ``M = ⌊L / L̄⌋`` (Lemma 1 / Corollary 4)."""
-        return math.ceil(width / (self.depth // self.target_depth))
+        """The family's exactness threshold for random models, e.g. ``⌈D / M⌉``,
+        ``M = ⌊L / L̄⌋`` (Lemma 1 / Corollary 4) for linear models and FNNs."""
+        from .families import family  # the registry imports this module
+
+        return family(self.family).threshold(self, width)
 
 
 @dataclass(frozen=True)
@@ -118,10 +134,14 @@ def budget(mode: Mode | str) -> Budget:
 
 
 @dataclass(frozen=True)
-class Figure:
-    """A figure of the paper: its panels, the width ``D``, the LoRA ranks swept, and optionally a
-    smaller quick budget (and a subset of ranks, ``quick_ranks``) for figures whose CPU cost is
-    far above Figure 1's. Full mode always runs every rank with the paper's budget."""
+class Experiment:
+    """The settings of one of the paper's experiments (one figure): its panels, the width ``D``,
+    the LoRA ranks swept, and optionally a smaller quick budget (and a subset of ranks,
+    ``quick_ranks``) for experiments whose CPU cost is far above Figure 1's. Full mode always runs
+    every rank with the paper's budget.
+
+    Introduced in :ref:`sec-fig1`.
+    """
 
     name: str
     title: str
@@ -136,7 +156,7 @@ class Figure:
         """The :class:`Budget` of this figure in ``mode``: the paper's in full mode."""
         return self.quick if check_mode(mode) == "quick" else FULL
 
-    def in_mode(self, mode: Mode | str) -> Figure:
+    def in_mode(self, mode: Mode | str) -> Experiment:
         """This figure with the ranks swept in ``mode``: in quick mode only those of ``ranks``
         that are also in ``quick_ranks`` (when set); in full mode all of ``ranks``."""
         if check_mode(mode) == "quick" and self.quick_ranks is not None:
@@ -151,7 +171,7 @@ def _random_and_pretrained(prefix: str, **kw: object) -> tuple[Panel, Panel]:
     )
 
 
-#: The registered figures (``reproduce <name>``) and their panels (the CSV ``panel`` column):
+#: The registered experiments (``reproduce <name>``) and their panels (the CSV ``panel`` column):
 #:
 #: * ``fig1`` (E1): linear, ``L̄ = 1, L = 2``, no biases; ``random``, ``pretrained``.
 #: * ``fig2`` (E2): ReLU with biases; ``Lbar2-L4-{random,pretrained}``, ``Lbar1-L2-{…}``.
@@ -160,16 +180,16 @@ def _random_and_pretrained(prefix: str, **kw: object) -> tuple[Panel, Panel]:
 #:   notebook, the lr × wd grid point is chosen by validation).
 #: * ``flt`` (E4): ReLU, ``L̄ = 1, L = 8``; LoRA (``gradient``) vs ``final_layers`` (``rank``: k).
 #: * ``depth`` (E9): ReLU, ``L̄ = 1``, ``L = 2, 4, …, 14``, gradient only; ``Lbar1-L{L}-random``.
-FIGURES: dict[str, Figure] = {
-    "fig1": Figure(
+EXPERIMENTS: dict[str, Experiment] = {
+    "fig1": Experiment(
         name="fig1",
         title="Linear model approximation (E1, Figure 1)",
         chapter="Linear models",
         panels=_random_and_pretrained(
-            "", target_depth=1, depth=2, activation="identity", bias=False, tune_bias=False
+            "", target_depth=1, depth=2, family="linear", bias=False, tune_bias=False
         ),
     ),
-    "fig2": Figure(
+    "fig2": Experiment(
         name="fig2",
         title="ReLU FNN approximation (E2, Figure 2)",
         chapter="Multi-layer FNN",
@@ -179,7 +199,7 @@ FIGURES: dict[str, Figure] = {
         ),
         quick=QUICK_RELU,
     ),
-    "bias": Figure(
+    "bias": Experiment(
         name="bias",
         title="Importance of bias updates (E5)",
         chapter="Multi-layer FNN",
@@ -197,7 +217,7 @@ FIGURES: dict[str, Figure] = {
         ),
         quick=QUICK_RELU,
     ),
-    "flt": Figure(
+    "flt": Experiment(
         name="flt",
         title="LoRA vs tuning final layers (E4)",
         chapter="LoRA vs final layers",
@@ -206,7 +226,7 @@ FIGURES: dict[str, Figure] = {
         ),
         quick=replace(QUICK, seeds=(0, 1), lrs=(1e-2,)),
     ),
-    "depth": Figure(
+    "depth": Experiment(
         name="depth",
         title="Frozen-depth sweep (E9)",
         chapter="Multi-layer FNN",
@@ -221,8 +241,11 @@ FIGURES: dict[str, Figure] = {
 }
 
 
-def figure(name: str) -> Figure:
-    """The registered figure ``name``; ``ValueError`` naming the valid choices otherwise."""
-    if name not in FIGURES:
-        raise ValueError(f"unknown figure {name!r}; choose one of {sorted(FIGURES)}")
-    return FIGURES[name]
+def experiment(name: str) -> Experiment:
+    """The registered experiment ``name``; ``ValueError`` naming the valid choices otherwise.
+
+    Introduced in :ref:`sec-fig1`.
+    """
+    if not isinstance(name, str) or name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose one of {sorted(EXPERIMENTS)}")
+    return EXPERIMENTS[name]

@@ -1,0 +1,174 @@
+"""The one validation module: every public function checks its arguments through these helpers.
+
+Each helper returns the value in canonical form (a Python ``int``, a ``float``, a float64 tensor)
+or raises ``ValueError`` whose message names the argument, shows the offending value and says what
+was expected. Integers never accept ``bool`` (``True`` is not a rank), floats never accept NaN or
+infinity unless asked to, tensors never accept complex or non-finite entries.
+
+Introduced in :ref:`ch-linear`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+ArrayLike = torch.Tensor | np.ndarray
+
+
+def integer(value: object, name: str, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an ``int`` if it is an integer (not a bool) with ``low ≤ value ≤ high``.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    out = int(value)
+    if (low is not None and out < low) or (high is not None and out > high):
+        if high is None:
+            expected = f"{name} ≥ {low}"
+        elif low is None:
+            expected = f"{name} ≤ {high}"
+        else:
+            expected = f"{low} ≤ {name} ≤ {high}"
+        raise ValueError(f"{name} out of range: need {expected}, got {out}")
+    return out
+
+
+def rank(value: object, name: str = "rank", upper: int | None = None, low: int = 1) -> int:
+    """A LoRA rank: an integer in ``[low, upper]`` (``low = 1`` unless a rank-0 layer is allowed).
+
+    Introduced in :ref:`ch-linear`.
+    """
+    return integer(value, name, low, upper)
+
+
+def real(
+    value: object,
+    name: str,
+    *,
+    positive: bool = False,
+    non_negative: bool = False,
+    finite: bool = True,
+) -> float:
+    """``value`` as a ``float``: a real number (not a bool, not complex), finite unless
+    ``finite=False``, and ``> 0`` / ``≥ 0`` when asked.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating)):
+        if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
+            value = value.item()
+        else:
+            raise ValueError(
+                f"{name} must be a real number, got {value!r} ({type(value).__name__})"
+            )
+    out = float(value)
+    if math.isnan(out) or (finite and math.isinf(out)):
+        raise ValueError(f"{name} must be a finite number, got {out}")
+    if positive and not out > 0:
+        raise ValueError(f"{name} must be positive, got {out}")
+    if non_negative and not out >= 0:
+        raise ValueError(f"{name} must be non-negative, got {out}")
+    return out
+
+
+def probability(value: object, name: str) -> float:
+    """A probability ``p ∈ [0, 1]``.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    p = real(value, name)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {p}")
+    return p
+
+
+def tensor(x: object, name: str, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """``x`` (tensor, array or nested list of reals) as a finite tensor of floating ``dtype``.
+
+    Complex input is rejected (never silently cut to its real part); half-precision input is
+    accepted and converted to ``dtype`` (float64 by default), so the computation runs in float64.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating dtype, got {dtype}")
+    try:
+        t = torch.as_tensor(x)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(
+            f"{name} must be a numeric tensor or array, got {type(x).__name__}"
+        ) from exc
+    if t.is_complex():
+        raise ValueError(f"{name} must be real, got complex dtype {t.dtype}")
+    if t.dtype == torch.bool:
+        raise ValueError(f"{name} must be numeric, got a boolean tensor")
+    t = t.to(dtype)
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} contains non-finite entries (NaN or inf)")
+    return t
+
+
+def square(x: object, name: str, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """:func:`tensor` plus a check that ``x`` is a non-empty square ``(D, D)`` matrix.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    t = tensor(x, name, dtype)
+    if t.ndim != 2 or t.shape[0] != t.shape[1] or t.shape[0] == 0:
+        raise ValueError(
+            f"{name} must be a non-empty square (D, D) matrix, got shape {tuple(t.shape)}"
+        )
+    return t
+
+
+def square_list(
+    mats: Sequence[object], name: str, dtype: torch.dtype = torch.float64
+) -> list[torch.Tensor]:
+    """A non-empty sequence of ``(D, D)`` matrices with one common ``D``, as a list of tensors.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    if isinstance(mats, (torch.Tensor, np.ndarray)) and np.ndim(mats) == 2:
+        raise ValueError(f"{name} must be a list of (D, D) matrices, got a single matrix")
+    if isinstance(mats, (str, bytes)) or not isinstance(mats, (Sequence, torch.Tensor, np.ndarray)):
+        raise ValueError(f"{name} must be a list of (D, D) matrices, got {type(mats).__name__}")
+    mats = list(mats)
+    if not mats:
+        raise ValueError(f"{name} must contain at least one matrix")
+    out = [square(m, f"{name}[{i}]", dtype) for i, m in enumerate(mats)]
+    widths = {m.shape[0] for m in out}
+    if len(widths) != 1:
+        raise ValueError(
+            f"all matrices in {name} must share one width D, got widths {sorted(widths)}"
+        )
+    return out
+
+
+def shape(t: torch.Tensor, expected: tuple[int | None, ...], name: str) -> torch.Tensor:
+    """Check ``t.shape`` against ``expected`` (``None`` matches any size); return ``t``.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    ok = t.ndim == len(expected) and all(
+        e is None or s == e for s, e in zip(t.shape, expected, strict=True)
+    )
+    if not ok:
+        want = "(" + ", ".join("n" if e is None else str(e) for e in expected) + ")"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(t.shape)}")
+    return t
+
+
+def choice(value: object, name: str, options: Sequence[object]) -> object:
+    """``value`` if it is one of ``options``.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    if isinstance(value, bool) or value not in options:
+        raise ValueError(f"{name} must be one of {tuple(options)}, got {value!r}")
+    return value

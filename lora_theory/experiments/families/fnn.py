@@ -1,0 +1,277 @@
+"""The linear and FNN families: the models of Lemma 1, Lemma 2 and Theorem 3 in the engine.
+
+Both train ``FNN_{L,D}`` stacks (the linear model is an FNN with the identity activation and no
+biases): LoRA factors ``B_l A_l`` on every layer (PEFT orientation, no ``α/r`` scaling, ``B = 0``
+and ``A ~ N(0, 0.25²)`` at initialisation as in the paper's code), optionally all biases, and
+optionally the full weights and biases of the last ``k`` layers (final-layer tuning; ``k = L``
+trains the whole model, the paper's "pretraining"). Seed ``s`` fixes the models: the target
+``FNN_{L̄,D}`` and the random frozen ``FNN_{L,D}`` are drawn, in that order, from the ``"model"``
+stream of ``s`` (``nn.Linear``'s initialisation).
+
+Introduced in :ref:`sec-fig1`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ... import checks, fnn, linear
+from ...adapters import LoRAFactors, n_lora_params
+from ...fnn import FNN
+from ...linalg import product
+from ...runtime import generator
+from ...training import Run, Stacked, Task, lora_init
+from ..settings import Experiment, Panel
+from . import Family, register
+
+
+@dataclass(frozen=True)
+class Trainable:
+    """Which parameters of the frozen ``FNN_{L,D}`` a run trains.
+
+    ``lora_rank``: ``R`` of the adapter ``B_l A_l`` on every layer (``0``: no LoRA);
+    ``tune_bias``: all biases ``b_1, …, b_L``; ``final_layers``: ``k``, the full weights and biases
+    of layers ``L−k+1, …, L`` (final-layer tuning; ``k = L`` trains the whole model).
+
+    Introduced in :ref:`sec-fig1`.
+    """
+
+    lora_rank: int = 0
+    tune_bias: bool = False
+    final_layers: int = 0
+
+    def __post_init__(self) -> None:
+        checks.integer(self.lora_rank, "lora_rank", low=0)
+        checks.integer(self.final_layers, "final_layers", low=0)
+        if not isinstance(self.tune_bias, bool):
+            raise ValueError(f"tune_bias must be a bool, got {self.tune_bias!r}")
+
+    def check(self, width: int, depth: int, bias: bool) -> None:
+        """Raise ``ValueError`` if this spec does not fit a width-``D``, depth-``L`` model."""
+        checks.integer(self.lora_rank, "lora_rank", 0, width)
+        checks.integer(self.final_layers, "final_layers", 0, depth)
+        if self.tune_bias and not bias:
+            raise ValueError("tune_bias=True but the frozen model has no biases")
+        if self.lora_rank == 0 and self.final_layers == 0 and not self.tune_bias:
+            raise ValueError("nothing to train: lora_rank=0, final_layers=0, tune_bias=False")
+
+    def n_params(self, width: int, depth: int, bias: bool = True) -> int:
+        """Trainable parameters: ``2RDL`` (LoRA) ``+ kD²`` (final-layer weights) ``+ D`` per
+        tuned bias (all ``L`` with ``tune_bias``, else the last ``k``; none without biases)."""
+        tuned_biases = (depth if self.tune_bias else self.final_layers) if bias else 0
+        lora = n_lora_params(width, [self.lora_rank] * depth)
+        return lora + self.final_layers * width * width + tuned_biases * width
+
+
+class FNNStack(Stacked):
+    """``C`` runs of ``FNN_{L,D}``: weights ``(C, L, D, D)``, biases ``(C, L, D)``,
+    ``lora_a: (C, L, R_max, D)``, ``lora_b: (C, L, D, R_max)``.
+
+    Adapters already on a frozen model are merged into its weights: the engine trains the model
+    it is given. The gradient is back-propagated by hand into reused buffers
+    (:meth:`loss_and_grad`); ``benchmarks/bench_engine.py`` measures it against the engine's
+    generic autograd path (:class:`FNNAutogradStack`) end to end, and it is kept because it is
+    faster there (the ratio is in the benchmark's docstring).
+
+    Introduced in :ref:`sec-fig1`.
+    """
+
+    @classmethod
+    def build(
+        cls,
+        tasks: Sequence[Task],
+        runs: Sequence[Run],
+        init_std: float,
+        dev: torch.device,
+        dtype: torch.dtype,
+    ) -> FNNStack:
+        for i, t in enumerate(tasks):
+            if not isinstance(t.frozen, FNN):
+                raise ValueError(f"tasks[{i}].frozen must be an FNN, got {type(t.frozen).__name__}")
+        frozen = [tasks[r.task].frozen for r in runs]
+        shapes = {
+            (t.frozen.width, t.frozen.depth, t.frozen.activation, t.frozen.has_bias) for t in tasks
+        }
+        if len(shapes) != 1:
+            raise ValueError(
+                "all frozen models of one fit must share (width, depth, activation, has_bias), "
+                f"got {sorted(shapes)}"
+            )
+        width, depth, activation, has_bias = shapes.pop()
+        specs = [r.trainable for r in runs]
+        for i, s in enumerate(specs):
+            if not isinstance(s, Trainable):
+                raise ValueError(f"runs[{i}].trainable must be a Trainable, got {s!r}")
+            s.check(width, depth, has_bias)
+        layer = torch.arange(depth)
+        flt = torch.stack([layer >= depth - s.final_layers for s in specs])  # (C, L)
+        tune_b = (torch.tensor([s.tune_bias for s in specs])[:, None] | flt) & has_bias
+        ranks = [s.lora_rank for s in specs]
+        r_max = max(ranks)
+        rank_mask = torch.arange(r_max) < torch.tensor(ranks)[:, None]  # (C, R_max)
+        tensors = {
+            "weight": torch.stack([torch.stack(f.effective_weights) for f in frozen]),
+            "bias": torch.stack([torch.stack(f.biases) for f in frozen]),
+            "lora_a": torch.stack(
+                [
+                    lora_init(tasks[r.task], rank, r_max, (depth, width), init_std)
+                    for r, rank in zip(runs, ranks, strict=True)
+                ]
+            ),
+            "lora_b": torch.zeros(len(runs), depth, width, r_max, dtype=torch.float64),
+        }
+        masks = {
+            "weight": flt[:, :, None, None],
+            "bias": tune_b[:, :, None],
+            "lora_a": rank_mask[:, None, :, None],
+            "lora_b": rank_mask[:, None, None, :],
+        }
+        stack = cls(tensors, masks, runs, dev, dtype)
+        stack.activation, stack.has_bias, stack.r_max = activation, has_bias, r_max
+        return stack
+
+    def effective(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``W_l + B_l A_l`` of all configs and layers, ``(C', L, D, D)``."""
+        w = params["weight"]
+        return w + params["lora_b"] @ params["lora_a"] if self.r_max else w
+
+    def forward(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """``h_l = act(h_{l−1} (W_l + B_l A_l)ᵀ + b_l)`` for ``x: (C', n, D)``; returns ``h_L``."""
+        w, h = self.effective(params), x
+        for layer in range(w.shape[1]):
+            h = torch.bmm(h, w[:, layer].mT)
+            if self.has_bias:
+                h = h + params["bias"][:, layer, None, :]
+            if self.activation == "relu":
+                h = torch.relu(h)
+        return h
+
+    @torch.no_grad()
+    def loss_and_grad(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training MSE ``ℓ_c`` ``(C,)`` and ``∂ℓ_c/∂flat`` ``(C, P)`` on the per-task batch
+        ``(x, y)`` (each ``(T, n, D)``), back-propagated by hand.
+
+        With ``δ_L = h_L − y`` and ``δ_{l−1} = (δ_l W_l) ⊙ act′``: ``∂ℓ/∂W_l = s δ_lᵀ h_{l−1}``,
+        ``∂ℓ/∂b_l = s Σ_i δ_l``, ``s = 2/(nD)``; through the adapter ``W_l + B_l A_l``:
+        ``∂ℓ/∂B_l = (∂ℓ/∂W_l) A_lᵀ`` and ``∂ℓ/∂A_l = B_lᵀ (∂ℓ/∂W_l)``.
+        """
+        p = self.params()
+        w = self.effective(p)
+        states = [self.gather(x, "x")]
+        for layer in range(w.shape[1]):
+            h = self.buffer(f"h{layer}", states[0].shape)
+            torch.bmm(states[-1], w[:, layer].mT, out=h)
+            if self.has_bias:
+                h += p["bias"][:, layer, None, :]
+            states.append(torch.relu_(h) if self.activation == "relu" else h)
+        delta = torch.sub(states[-1], self.gather(y, "y"), out=self.buffer("delta", h.shape))
+        scale = 2 / delta[0].numel()
+        losses = torch.linalg.vector_norm(delta, dim=(1, 2)).square() * (scale / 2)
+        grad_w, grad_b = [], []
+        for layer in range(w.shape[1] - 1, -1, -1):
+            if self.activation == "relu":
+                off = self.buffer("off", delta.shape, torch.bool)
+                delta.masked_fill_(torch.le(states[layer + 1], 0, out=off), 0.0)
+            grad_w.append(delta.mT @ states[layer])
+            if "bias" in self.trained:
+                grad_b.append(delta.sum(1))
+            if layer:
+                delta = torch.bmm(delta, w[:, layer], out=self.buffer(f"d{layer}", delta.shape))
+        grads = {"weight": torch.stack(grad_w[::-1], 1).mul_(scale)}
+        if grad_b:
+            grads["bias"] = torch.stack(grad_b[::-1], 1).mul_(scale)
+        if self.r_max:
+            grads["lora_b"] = grads["weight"] @ p["lora_a"].mT
+            grads["lora_a"] = p["lora_b"].mT @ grads["weight"]
+        return losses, torch.cat([grads[n].flatten(1) for n in self.trained], 1)
+
+    @staticmethod
+    def model(task: Task, run: Run, params: Mapping[str, torch.Tensor]) -> FNN:
+        rank = run.trainable.lora_rank
+        adapters = [
+            LoRAFactors(b[:, :rank], a[:rank])
+            for b, a in zip(params["lora_b"], params["lora_a"], strict=True)
+        ]
+        return FNN(
+            list(params["weight"]),
+            list(params["bias"]) if task.frozen.has_bias else None,
+            activation=task.frozen.activation,
+            adapters=adapters if rank else None,
+        )
+
+
+class FNNAutogradStack(FNNStack):
+    """:class:`FNNStack` with the engine's generic autograd gradient instead of the hand-written
+    one: the reference the tests and the engine benchmark compare against.
+
+    Introduced in :ref:`sec-fig1`.
+    """
+
+    loss_and_grad = Stacked.loss_and_grad
+
+
+def random_task(panel: Panel, width: int, seed: int) -> Task:
+    """The random target and frozen model of ``panel`` for ``seed`` (not pretrained).
+
+    Introduced in :ref:`sec-fig1`.
+    """
+    gen = generator(seed, "model")
+    kw = {"bias": panel.bias, "activation": "identity" if panel.family == "linear" else "relu"}
+    target = FNN.random(width, panel.target_depth, gen, **kw)
+    frozen = FNN.random(width, panel.depth, gen, **kw)
+    fnn.check_pair(target, frozen)
+    return Task(target, frozen, seed, (width,))
+
+
+def linear_construction(task: Task, rank: int, calibration: torch.Tensor) -> FNN:
+    """Lemma 1's adapted linear model (frozen weights plus ``B_l A_l``) for the target
+    ``W̄ = W̄_{L̄} ⋯ W̄_1``; exact for every input, so ``calibration`` is not needed.
+
+    Introduced in :ref:`sec-fig1`.
+    """
+    if task.frozen.has_bias or task.target.has_bias:
+        raise ValueError("Lemma 1 is stated for linear models without biases")
+    adapters = linear.construct(product(task.target.weights), task.frozen.weights, rank)
+    return FNN(task.frozen.weights, None, activation="identity", adapters=adapters)
+
+
+def fnn_construction(task: Task, rank: int, calibration: torch.Tensor) -> FNN:
+    """Theorem 3's adapted ReLU FNN (Lemma 2 when ``L̄ = 1``), exact on the smallest box
+    ``‖x‖_∞ ≤ c`` containing the ``calibration`` inputs (Gaussian inputs are unbounded).
+
+    Introduced in :ref:`sec-fig2`.
+    """
+    c = float(calibration.abs().max())
+    return fnn.construct(task.target, task.frozen, rank=rank, input_bound=c)
+
+
+def _gradient(exp: Experiment, p: Panel) -> list[tuple[int, Trainable]]:
+    return [(r, Trainable(lora_rank=r, tune_bias=p.tune_bias)) for r in exp.ranks]
+
+
+def _final_layers(exp: Experiment, p: Panel) -> list[tuple[int, Trainable]]:
+    return [(k, Trainable(final_layers=k)) for k in range(1, p.depth)]
+
+
+def _declare(name: str, construct) -> Family:  # type: ignore[no-untyped-def]
+    return register(
+        Family(
+            name=name,
+            random_task=random_task,
+            construct=construct,
+            sweeps={"gradient": _gradient, "final_layers": _final_layers},
+            shape_key=lambda p: (p.depth, p.bias),
+            stacked=FNNStack,
+            n_params=lambda width, p, spec: spec.n_params(width, p.depth, p.bias),
+            construction_spec=lambda p, rank: Trainable(lora_rank=rank, tune_bias=p.bias),
+            pretrain_spec=lambda p: Trainable(final_layers=p.depth),
+            threshold=lambda p, width: fnn.corollary4_threshold(width, p.depth, p.target_depth),
+        )
+    )
+
+
+LINEAR = _declare("linear", linear_construction)
+FNN_FAMILY = _declare("fnn", fnn_construction)

@@ -1,0 +1,181 @@
+"""The data of a fit: the tasks, the runs, the work to do and what comes back.
+
+A :class:`Task` is one adaptation problem of any model family: a target and a frozen model (any
+callables on batches), the seed of its random streams and the shape of one input. A :class:`Run`
+is one configuration: which task, what is trained (a family-specific, hashable spec that the
+family's stacked form interprets), and Adam's learning rate and weight decay. :class:`FitSettings`
+is the work of one fit; :class:`FitResult` what it returns.
+
+Introduced in :ref:`sec-fig1`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .. import checks
+from ..runtime import generator
+
+if TYPE_CHECKING:
+    from .stacked import Stacked
+
+#: The paper's std of the randomly initialised LoRA factor.
+LORA_INIT_STD = 0.25
+
+
+@dataclass(frozen=True)
+class Task:
+    """One adaptation problem: ``target`` and ``frozen`` models, ``seed``, ``input_shape``.
+
+    Inputs are ``x ~ N(0, I)`` of shape ``input_shape`` (``(D,)`` for an FNN, ``(D, N)`` for a
+    Transformer); labels are ``target(x)``. ``target`` maps a batch ``(n, *input_shape)`` to
+    ``(n, *output_shape)``. The family's stacked form reads ``frozen``.
+
+    Introduced in :ref:`sec-fig1`.
+    """
+
+    target: Callable[[torch.Tensor], torch.Tensor]
+    frozen: Any
+    seed: int
+    input_shape: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        checks.integer(self.seed, "seed", low=0)
+        if not callable(self.target):
+            raise ValueError(f"target must be callable, got {type(self.target).__name__}")
+        shape = tuple(self.input_shape)
+        for i, d in enumerate(shape):
+            checks.integer(d, f"input_shape[{i}]", low=1)
+        if not shape:
+            raise ValueError("input_shape must have at least one dimension")
+        object.__setattr__(self, "input_shape", shape)
+
+    def sample(
+        self, shape: tuple[int, ...], gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs ``x`` of shape ``(*shape, *input_shape)`` from ``gen`` and labels ``f̄(x)``
+        (float64, CPU)."""
+        x = torch.randn(*shape, *self.input_shape, generator=gen, dtype=torch.float64)
+        y = self.target(x.reshape(-1, *self.input_shape))
+        return x, y.reshape(*shape, *y.shape[1:])
+
+    def test_set(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``n``-point test set ``(x, f̄(x))`` of the ``"test"`` stream."""
+        return self.sample((n,), generator(self.seed, "test"))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One configuration: task index, what is trained, Adam's ``lr`` and ``weight_decay``.
+
+    Introduced in :ref:`sec-fig1`.
+    """
+
+    task: int
+    trainable: Hashable
+    lr: float
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        checks.integer(self.task, "task", low=0)
+        object.__setattr__(self, "lr", checks.real(self.lr, "lr", positive=True))
+        wd = checks.real(self.weight_decay, "weight_decay", non_negative=True)
+        object.__setattr__(self, "weight_decay", wd)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """The work of one fit.
+
+    ``steps`` Adam updates on fresh batches of ``batch_size`` points from the ``train_stream`` of
+    each task's seed; validation MSE on ``n_val`` points (``"val"`` stream) after every
+    ``eval_every``-th update, at the start and at the end (``n_val = 0``: no validation, the final
+    parameters are kept); test MSE on ``n_test`` points at the kept parameters (``0``: none).
+    ``stop_ratio``: stop a run as soon as its training MSE falls below (its first batch's MSE) /
+    ``stop_ratio``. ``chunk``: how many steps of data are drawn at once.
+
+    Introduced in :ref:`sec-fig1`.
+    """
+
+    steps: int
+    batch_size: int = 256
+    n_val: int = 256
+    n_test: int = 5000
+    eval_every: int = 1
+    stop_ratio: float | None = None
+    init_std: float = LORA_INIT_STD
+    train_stream: str = "train"
+    chunk: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "n_val", "n_test"):
+            checks.integer(getattr(self, name), name, low=0)
+        for name in ("batch_size", "eval_every", "chunk"):
+            checks.integer(getattr(self, name), name, low=1)
+        if self.stop_ratio is not None and checks.real(self.stop_ratio, "stop_ratio") <= 1:
+            raise ValueError(f"stop_ratio must be > 1, got {self.stop_ratio}")
+        checks.real(self.init_std, "init_std", non_negative=True)
+        if not isinstance(self.train_stream, str) or not self.train_stream:
+            raise ValueError(f"train_stream must be a non-empty string, got {self.train_stream!r}")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a fit returns; tensors are on the CPU, indexed by run.
+
+    ``best_val`` ``(C,)`` (``inf`` without validation, ``nan`` for a diverged run),
+    ``best_step`` ``(C,)`` (updates done at the kept parameters), ``test_mse`` ``(C,)`` (``nan``
+    without a test set or for a diverged run), ``val_curve`` ``(C, n_evals)`` at ``eval_steps``,
+    ``steps_run`` ``(C,)`` (fewer than ``steps`` after an early stop or a divergence),
+    ``final_train_mse`` ``(C,)``, ``diverged`` ``(C,)`` (the training loss became NaN or
+    infinite), and the kept parameters ``params`` (name → ``(C, …)``, in the stacked layout of
+    the family's :class:`~lora_theory.training.stacked.Stacked` form ``stacked``).
+
+    Introduced in :ref:`sec-fig1`.
+    """
+
+    tasks: tuple[Task, ...]
+    runs: tuple[Run, ...]
+    stacked: type[Stacked]
+    best_val: torch.Tensor
+    best_step: torch.Tensor
+    test_mse: torch.Tensor
+    val_curve: torch.Tensor
+    eval_steps: torch.Tensor
+    steps_run: torch.Tensor
+    final_train_mse: torch.Tensor
+    diverged: torch.Tensor
+    params: dict[str, torch.Tensor]
+
+    def model(self, i: int) -> Any:
+        """Run ``i``'s kept model, rebuilt by the family (e.g. an ``FNN`` with ``.adapters``)."""
+        i = checks.integer(i, "i", 0, len(self.runs) - 1)
+        run = self.runs[i]
+        return self.stacked.model(
+            self.tasks[run.task], run, {k: v[i] for k, v in self.params.items()}
+        )
+
+
+def select_by_validation(
+    keys: Sequence[Hashable], val_loss: Sequence[float]
+) -> dict[Hashable, int]:
+    """For each distinct key, the index of its run with the smallest validation loss.
+
+    The paper's model selection: e.g. keys ``(panel, rank, seed)`` over an lr × wd grid. NaN counts
+    as ``+inf``; ties go to the earliest run. Keys appear in order of first occurrence.
+
+    Introduced in :ref:`sec-fig1`.
+    """
+    if len(keys) != len(val_loss):
+        raise ValueError(f"got {len(keys)} keys but {len(val_loss)} validation losses")
+    losses = [math.inf if math.isnan(v) else float(v) for v in val_loss]
+    chosen: dict[Hashable, int] = {}
+    for i, key in enumerate(keys):
+        if key not in chosen or losses[i] < losses[chosen[key]]:
+            chosen[key] = i
+    return chosen

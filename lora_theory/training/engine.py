@@ -1,0 +1,234 @@
+r"""The batched engine: train many configurations of any model family as one computation.
+
+The paper's "Gradient Update" baseline: adapt a frozen model ``f_0`` to a target ``f̄`` by
+minimising the mean squared error
+
+    ℓ(θ) = (1 / (n d)) Σ_{i=1}^{n} ‖f_θ(x_i) − f̄(x_i)‖²,     x_i ~ N(0, I), n = batch size,
+
+(``d`` output entries per point) with Adam (``torch.optim.Adam``'s defaults, coupled L2 weight
+decay) on fresh batches. :func:`fit` trains ``C`` runs together through the family's
+:class:`~lora_theory.training.stacked.Stacked` form, with :class:`BatchedAdam` (a learning rate and
+weight decay per run) and autograd for the gradients. Each run evaluates a validation MSE every
+``eval_every`` steps and keeps the parameters of its best evaluation; its test MSE is measured there
+(the paper's model selection, with validation, test and training data drawn from independent
+streams, :func:`lora_theory.runtime.generator`). A run whose training loss becomes NaN or infinite
+stops there and is reported as diverged (``diverged`` flag, NaN test MSE), never with its earlier
+score.
+
+**Determinism.** A run's initialisation comes from its seed's ``"lora-init"`` stream and its data
+from the ``"train"``/``"val"``/``"test"`` streams, so its result depends only on its own settings,
+not on which other runs share the batch (checked by the tests to float64 round-off).
+
+**Gradients.** Autograd only. The hand-written FNN backward pass of the first engine was measured
+against autograd end to end on the Figure 1 sweep (``benchmarks/bench_engine.py``) and removed:
+see the module docstring of that benchmark for the ratio.
+
+Introduced in :ref:`sec-fig1`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+from .. import checks
+from ..runtime import device as resolve_device
+from ..runtime import generator
+from .adam import BatchedAdam
+from .data import FitResult, FitSettings, Run, Task
+from .shards import sharded
+from .stacked import Stacked
+
+#: Input entries (configs × points × entries per point) evaluated at once for the test MSE.
+_EVAL_ELEMENTS = 2**24
+
+Progress = Callable[[int], None]
+
+
+def _check(tasks: Sequence[Task], runs: Sequence[Run], stacked: object) -> None:
+    if not isinstance(stacked, type) or not issubclass(stacked, Stacked):
+        raise ValueError(f"stacked must be a Stacked subclass, got {stacked!r}")
+    if not tasks or not runs:
+        raise ValueError("fit needs at least one task and one run")
+    for i, t in enumerate(tasks):
+        if not isinstance(t, Task):
+            raise ValueError(f"tasks[{i}] must be a Task, got {type(t).__name__}")
+    for i, r in enumerate(runs):
+        if not isinstance(r, Run):
+            raise ValueError(f"runs[{i}] must be a Run, got {type(r).__name__}")
+        if r.task >= len(tasks):
+            raise ValueError(f"runs[{i}].task={r.task} is not an index into {len(tasks)} tasks")
+
+
+def _stack_data(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], like: torch.Tensor, dim: int):
+    x = torch.stack([p[0] for p in pairs], dim).to(like.device, like.dtype)
+    y = torch.stack([p[1] for p in pairs], dim).to(like.device, like.dtype)
+    return x, y
+
+
+class _Data:
+    """Fresh training batches for every task, drawn ``chunk`` steps at a time on the CPU."""
+
+    def __init__(self, tasks: Sequence[Task], settings: FitSettings, like: torch.Tensor) -> None:
+        self.tasks, self.s, self.like = tasks, settings, like
+        self.gens = [generator(t.seed, settings.train_stream) for t in tasks]
+        self.x = self.y = torch.empty(0)
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, f̄(x))`` of step ``step``, each ``(T, batch, …)`` on the device."""
+        k = step % self.s.chunk
+        if k == 0:
+            shape = (min(self.s.chunk, self.s.steps - step), self.s.batch_size)
+            pairs = [t.sample(shape, g) for t, g in zip(self.tasks, self.gens, strict=True)]
+            self.x, self.y = _stack_data(pairs, self.like, 1)
+        return self.x[k], self.y[k]
+
+
+@torch.no_grad()
+def _test_mse(stack: Stacked, flat: torch.Tensor, tasks: Sequence[Task], n: int) -> torch.Tensor:
+    """Test MSE of every run at the parameters ``flat``, in chunks of runs to bound memory."""
+    x, y = _stack_data([t.test_set(n) for t in tasks], flat, 0)
+    size = max(1, _EVAL_ELEMENTS // x[0].numel())
+    out = []
+    for start in range(0, len(flat), size):
+        runs = slice(start, start + size)
+        index = stack.index[runs]
+        out.append(stack.mse(x[index], y[index], flat, runs))
+    return torch.cat(out)
+
+
+class _Selection:
+    """Validation-based model selection: each run's best validation MSE and its parameters."""
+
+    def __init__(self, tasks: Sequence[Task], stack: Stacked, n: int) -> None:
+        sets = [t.sample((n,), generator(t.seed, "val")) for t in tasks]
+        x, y = _stack_data(sets, stack.flat, 0)
+        self.x, self.y = x[stack.index], y[stack.index]
+        like = stack.flat
+        self.best_val = like.new_full((len(like),), math.inf)
+        self.best_step = torch.zeros(len(like), dtype=torch.long, device=like.device)
+        self.best = stack.flat.clone()
+        self.curve: list[torch.Tensor] = []
+        self.steps: list[int] = []
+
+    @torch.no_grad()
+    def evaluate(self, stack: Stacked, step: int) -> None:
+        """Validate the current parameters (after ``step`` updates); keep them where better."""
+        val = stack.mse(self.x, self.y)
+        better = val < self.best_val  # NaN (a diverged run) never counts as better
+        self.best_val = torch.where(better, val, self.best_val)
+        self.best_step = torch.where(better, step, self.best_step)
+        self.best = torch.where(better[:, None], stack.flat, self.best)
+        self.curve.append(val)
+        self.steps.append(step)
+
+
+def fit(
+    tasks: Sequence[Task],
+    runs: Sequence[Run],
+    settings: FitSettings,
+    *,
+    stacked: type[Stacked],
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> FitResult:
+    """Train all ``runs`` together through the family's stacked form ``stacked``.
+
+    ``progress(n)`` is called after every ``n`` steps. All tasks must fit one stacked form (e.g.
+    one frozen width, depth and activation for FNNs: group runs by the family's shape key
+    otherwise). A run's data, initialisation and result do not depend on which other runs share
+    the batch.
+
+    On the CPU the runs are split into ``workers`` shards (default: torch's thread count, i.e. the
+    cores), trained side by side in Python threads that each run single-threaded torch ops
+    (:mod:`~lora_theory.training.shards`). On a GPU all runs form one batch.
+
+    Introduced in :ref:`sec-fig1`.
+    """
+    _check(tasks, runs, stacked)
+    if not isinstance(settings, FitSettings):
+        raise ValueError(f"settings must be FitSettings, got {type(settings).__name__}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or dtype.itemsize < 4:
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    dev = resolve_device(str(device) if device is not None else None)
+
+    def one(ts: Sequence[Task], rs: Sequence[Run], report: Progress | None) -> FitResult:
+        return _fit(ts, rs, settings, stacked, dev, dtype, report)
+
+    if dev.type != "cpu":
+        return one(tasks, runs, progress)
+    if workers is not None:
+        checks.integer(workers, "workers", low=1)
+    return sharded(one, tasks, runs, workers or torch.get_num_threads(), progress)
+
+
+def _fit(
+    tasks: Sequence[Task],
+    runs: Sequence[Run],
+    settings: FitSettings,
+    stacked: type[Stacked],
+    dev: torch.device,
+    dtype: torch.dtype,
+    progress: Progress | None,
+) -> FitResult:
+    """One stacked fit of ``runs`` (see :func:`fit`)."""
+    stack = stacked.build(tasks, runs, settings.init_std, dev, dtype)
+    per_run = {"device": dev, "dtype": dtype}
+    adam = BatchedAdam(
+        stack.flat,
+        stack.mask,
+        torch.tensor([r.lr for r in runs], **per_run),
+        torch.tensor([r.weight_decay for r in runs], **per_run),
+    )
+    selection = _Selection(tasks, stack, settings.n_val) if settings.n_val else None
+    active = torch.ones(len(runs), dtype=torch.bool, device=dev)
+    diverged = torch.zeros(len(runs), dtype=torch.bool, device=dev)
+    steps_run = torch.zeros(len(runs), dtype=torch.long, device=dev)
+    train_mse = first_mse = torch.full((len(runs),), math.nan, **per_run)
+    data = _Data(tasks, settings, stack.flat)
+    step = 0
+    for step in range(settings.steps + 1):
+        if selection and (step % settings.eval_every == 0 or step == settings.steps):
+            selection.evaluate(stack, step)
+        if step == settings.steps:
+            break
+        x, y = data.batch(step)
+        losses, grad = stack.loss_and_grad(x, y)
+        train_mse = torch.where(active, losses, train_mse)
+        bad = ~torch.isfinite(losses) | ~torch.isfinite(grad).all(1)
+        diverged |= bad & active
+        active &= ~bad
+        if settings.stop_ratio is not None:
+            first_mse = losses if step == 0 else first_mse
+            active &= ~(losses < first_mse / settings.stop_ratio)
+        if not bool(active.any()):
+            break
+        adam.step(grad.nan_to_num_(0.0, 0.0, 0.0), active)
+        steps_run += active
+        if progress is not None:
+            progress(1)
+    if progress is not None and step < settings.steps:
+        progress(settings.steps - step)  # the steps an early stop skipped
+    kept = selection.best if selection else stack.flat
+    nan = torch.full((len(runs),), math.nan)
+    test = _test_mse(stack, kept, tasks, settings.n_test).cpu() if settings.n_test else nan
+    lost = diverged.cpu()
+    best_val = selection.best_val.cpu() if selection else torch.full((len(runs),), math.inf)
+    return FitResult(
+        tasks=tuple(tasks),
+        runs=tuple(runs),
+        stacked=stacked,
+        best_val=best_val.masked_fill(lost, math.nan),
+        best_step=selection.best_step.cpu() if selection else steps_run.cpu(),
+        test_mse=test.masked_fill(lost, math.nan),
+        val_curve=torch.stack(selection.curve, 1).cpu() if selection else torch.empty(len(runs), 0),
+        eval_steps=torch.tensor(selection.steps if selection else [], dtype=torch.long),
+        steps_run=steps_run.cpu(),
+        final_train_mse=train_mse.cpu(),
+        diverged=lost,
+        params={n: t.detach().cpu().clone() for n, t in stack.params(kept).items()},
+    )
