@@ -4,13 +4,26 @@ One :class:`Row` per run after model selection, with the columns of :data:`COLUM
 ``DIR/<figure>.csv``). ``rank`` is the LoRA rank ``R``, or the number ``k`` of tuned final layers
 for ``method = "final_layers"``; ``n_params`` is the trainable parameter count of
 :meth:`lora_theory.training.Trainable.n_params` (``2RDL``, plus ``DL`` when biases are tuned).
+A diverged run has ``test_mse = NaN`` (the schema has no extra column for it).
+
+Nothing is written or read silently wrong: :func:`write_csv` validates every row, then replaces the
+file atomically (a crash or Ctrl-C leaves the previous file, never a truncated one);
+:func:`read_csv` checks the header, the number of fields and every value, naming file, line and
+column of the first problem.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+import math
+import numbers
+import os
+import re
 import statistics
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
@@ -28,27 +41,144 @@ class Row:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row))
+#: The values of the ``method`` column (the same as :data:`.settings.METHODS`).
+METHODS: tuple[str, ...] = ("construction", "gradient", "final_layers")
+
+
+def _count(v: object) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0
+
+
+def _mse(v: object) -> bool:
+    real = isinstance(v, numbers.Real) and not isinstance(v, bool)
+    return real and (math.isnan(v) or 0 <= v < math.inf)
+
+
+#: Per column: (is this Python value valid?, what a valid value is).
+_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "panel": (
+        lambda v: isinstance(v, str) and v != "" and not {"\n", "\r"} & set(v),
+        "a non-empty string without line breaks",
+    ),
+    "method": (lambda v: isinstance(v, str) and v in METHODS, f"one of {', '.join(METHODS)}"),
+    "rank": (_count, "a non-negative integer"),
+    "seed": (_count, "a non-negative integer"),
+    "test_mse": (_mse, "a finite float >= 0 or NaN"),
+    "n_params": (_count, "a non-negative integer"),
+}
+
+
+def _parse_int(text: str) -> int:
+    if not re.fullmatch("[0-9]+", text):
+        raise ValueError(text)
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    if text != text.strip() or "_" in text:
+        raise ValueError(text)
+    return float(text)
+
+
+#: Per column: the text → value parser of :func:`read_csv` (``ValueError`` on malformed text).
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "panel": str,
+    "method": str,
+    "rank": _parse_int,
+    "seed": _parse_int,
+    "test_mse": _parse_float,
+    "n_params": _parse_int,
+}
+
+
+def _row_problem(row: object) -> str | None:
+    """``None`` if ``row`` is a valid :class:`Row`, else ``"column C: expected …, got …"``."""
+    if not isinstance(row, Row):
+        return f"expected a Row, got {type(row).__name__} {row!r}"
+    for column, value in zip(COLUMNS, astuple(row), strict=True):
+        valid, expected = _CHECKS[column]
+        if not valid(value):
+            return f"column {column}: expected {expected}, got {value!r}"
+    return None
 
 
 def write_csv(rows: Iterable[Row], path: str | Path) -> Path:
-    """Write ``rows`` with a header line of :data:`COLUMNS`; creates missing parent folders."""
+    """Write ``rows`` under a header line of :data:`COLUMNS`, atomically; return ``path``.
+
+    Every row is checked first (``ValueError`` naming the 1-based row and the column; nothing is
+    written). The text goes to a temporary file in the same folder, is flushed and fsync'ed, then
+    ``os.replace`` puts it in place: on any exception, Ctrl-C included, the temporary file is
+    removed and an existing ``path`` stays as it was. Missing parent folders are created.
+    """
     path = Path(path)
+    rows = list(rows)
+    for i, row in enumerate(rows, 1):
+        if (problem := _row_problem(row)) is not None:
+            raise ValueError(f"{path} not written: row {i} of {len(rows)}, {problem}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(COLUMNS)
-        writer.writerows(astuple(r) for r in rows)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(f.fileno(), 0o666 & ~umask)  # mkstemp's 0600 → what open() would give
+            writer = csv.writer(f)
+            writer.writerow(COLUMNS)
+            writer.writerows(astuple(r) for r in rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
     return path
 
 
 def read_csv(path: str | Path) -> list[Row]:
-    """Rows written by :func:`write_csv`; ``ValueError`` if the header is not :data:`COLUMNS`."""
-    with Path(path).open(newline="") as f:
-        reader = csv.reader(f)
-        header = tuple(next(reader, ()))
-        if header != COLUMNS:
-            raise ValueError(f"{path}: expected columns {COLUMNS}, got {header}")
-        return [Row(p, m, int(r), int(s), float(e), int(n)) for p, m, r, s, e, n in reader]
+    """The rows of a file written by :func:`write_csv`, every field checked.
+
+    Raises ``ValueError`` naming the file, the 1-based line and the column when the file is empty,
+    the header is not :data:`COLUMNS`, a line has the wrong number of fields or a bad value
+    (``rank``/``seed``/``n_params`` non-negative integers, ``test_mse`` a float ``>= 0`` or NaN,
+    ``method`` in :data:`METHODS`), or the last line has no line break (a truncated file); a
+    missing file raises ``FileNotFoundError`` naming it.
+    """
+    try:
+        with Path(path).open(encoding="utf-8", newline="") as f:
+            text = f.read()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not text:
+        raise ValueError(f"{path}: empty file, expected the header line {','.join(COLUMNS)}")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows = []
+    try:
+        if (header := next(reader)) != list(COLUMNS):
+            raise ValueError(f"{path}, line 1: expected columns {','.join(COLUMNS)}, got {header}")
+        for texts in reader:
+            where = f"{path}, line {reader.line_num}"
+            if len(texts) != len(COLUMNS):
+                raise ValueError(f"{where}: expected {len(COLUMNS)} fields, got {len(texts)}")
+            rows.append(Row(*(_field(where, c, t) for c, t in zip(COLUMNS, texts, strict=True))))
+    except csv.Error as exc:
+        raise ValueError(f"{path}, line {reader.line_num}: {exc}") from None
+    if not text.endswith(("\n", "\r")):
+        raise ValueError(f"{path}, line {reader.line_num}: no line break at the end (truncated?)")
+    return rows
+
+
+def _field(where: str, column: str, text: str) -> object:
+    """The value of ``text`` in ``column``; ``ValueError`` ``"<where>, column C: …"`` if invalid."""
+    valid, expected = _CHECKS[column]
+    try:
+        value = _PARSERS[column](text)
+        ok = valid(value)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{where}, column {column}: expected {expected}, got {text!r}")
+    return value
 
 
 def median_curve(
