@@ -151,7 +151,7 @@ def read_csv(path: str | Path) -> list[Row]:
         raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not text:
         raise ValueError(f"{path}: empty file, expected the header line {','.join(COLUMNS)}")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows = []
     try:
         if (header := next(reader)) != list(COLUMNS):
