@@ -6,6 +6,8 @@ import csv
 import math
 import os
 import stat
+from dataclasses import astuple
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,7 @@ BAD_ROWS = [
     (Row("random", "gradient", 3, 0, -0.1, 192), "test_mse", "finite float >= 0 or NaN", "-0.1"),
     (Row("random", "gradient", 3, 0, math.inf, 192), "test_mse", "float >= 0 or NaN", "inf"),
     (Row("random", "gradient", 3, 0, -math.inf, 192), "test_mse", "float >= 0 or NaN", "-inf"),
+    (Row("random", "gradient", 3, 0, 10**400, 192), "test_mse", "float >= 0 or NaN", "1000"),
     (Row("random", "gradient", 3, 0, "0.1", 192), "test_mse", "float >= 0 or NaN", "'0.1'"),
     (Row("random", "gradient", 3, 0, True, 192), "test_mse", "float >= 0 or NaN", "True"),
     (Row("random", "gradient", 3, 0, torch.tensor(0.1), 192), "test_mse", "float", "tensor("),
@@ -133,7 +136,7 @@ def test_write_csv_fault_leaves_no_partial_or_temporary_file(
         assert not path.exists()
 
 
-def test_write_csv_flushes_and_fsyncs_the_temporary_file_before_replacing(tmp_path, monkeypatch):
+def test_write_csv_fsyncs_a_temporary_file_in_the_same_folder_then_replaces(tmp_path, monkeypatch):
     events = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(results.os, "fsync", lambda fd: events.append("fsync") or real_fsync(fd))
@@ -157,6 +160,19 @@ def test_write_csv_round_trips_nan_commas_quotes_and_numpy_scalars(tmp_path):
     back = read_csv(path)
     assert math.isnan(back[0].test_mse) and back[0].rank == 2 and back[1:] == rows[1:]
     assert path.read_text().startswith("panel,method,rank,seed,test_mse,n_params\n")
+
+
+def test_write_csv_writes_numpy_and_other_numbers_as_plain_int_and_float(tmp_path):
+    rows = [
+        Row("p", "gradient", np.uint8(3), 0, np.float32(0.1), 4),
+        Row("p", "gradient", 1, 0, Fraction(1, 4), 4),
+    ]
+    path = write_csv(rows, tmp_path / "fig.csv")
+    assert path.read_text().splitlines()[1:] == [
+        "p,gradient,3,0,0.10000000149011612,4",
+        "p,gradient,1,0,0.25,4",
+    ]
+    assert [type(v) for v in astuple(read_csv(path)[0])] == [str, str, int, int, float, int]
 
 
 def test_write_csv_with_no_rows_writes_the_header_only(tmp_path):

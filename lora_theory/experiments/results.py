@@ -50,45 +50,38 @@ def _count(v: object) -> bool:
 
 
 def _mse(v: object) -> bool:
-    real = isinstance(v, numbers.Real) and not isinstance(v, bool)
-    return real and (math.isnan(v) or 0 <= v < math.inf)
+    if not isinstance(v, numbers.Real) or isinstance(v, bool):
+        return False
+    try:
+        f = float(v)
+    except OverflowError:  # an int beyond float range
+        return False
+    return math.isnan(f) or 0 <= f < math.inf
 
 
-#: Per column: (is this Python value valid?, what a valid value is).
-_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
+_COUNT = "a non-negative integer"
+#: Per column: (is this Python value valid?, its type in the file, what a valid value is).
+_SPEC: dict[str, tuple[Callable[[object], bool], type, str]] = {
     "panel": (
         lambda v: isinstance(v, str) and v != "" and not {"\n", "\r"} & set(v),
+        str,
         "a non-empty string without line breaks",
     ),
-    "method": (lambda v: isinstance(v, str) and v in METHODS, f"one of {', '.join(METHODS)}"),
-    "rank": (_count, "a non-negative integer"),
-    "seed": (_count, "a non-negative integer"),
-    "test_mse": (_mse, "a finite float >= 0 or NaN"),
-    "n_params": (_count, "a non-negative integer"),
+    "method": (lambda v: isinstance(v, str) and v in METHODS, str, f"one of {', '.join(METHODS)}"),
+    "rank": (_count, int, _COUNT),
+    "seed": (_count, int, _COUNT),
+    "test_mse": (_mse, float, "a finite float >= 0 or NaN"),
+    "n_params": (_count, int, _COUNT),
 }
 
 
-def _parse_int(text: str) -> int:
-    if not re.fullmatch("[0-9]+", text):
+def _parse(kind: type, text: str) -> object:
+    """``kind(text)``, stricter: ints are ASCII digits only, floats have no spaces or ``_``."""
+    if kind is int and not re.fullmatch("[0-9]+", text):
         raise ValueError(text)
-    return int(text)
-
-
-def _parse_float(text: str) -> float:
-    if text != text.strip() or "_" in text:
+    if kind is float and (text != text.strip() or "_" in text):
         raise ValueError(text)
-    return float(text)
-
-
-#: Per column: the text → value parser of :func:`read_csv` (``ValueError`` on malformed text).
-_PARSERS: dict[str, Callable[[str], object]] = {
-    "panel": str,
-    "method": str,
-    "rank": _parse_int,
-    "seed": _parse_int,
-    "test_mse": _parse_float,
-    "n_params": _parse_int,
-}
+    return kind(text)
 
 
 def _row_problem(row: object) -> str | None:
@@ -96,7 +89,7 @@ def _row_problem(row: object) -> str | None:
     if not isinstance(row, Row):
         return f"expected a Row, got {type(row).__name__} {row!r}"
     for column, value in zip(COLUMNS, astuple(row), strict=True):
-        valid, expected = _CHECKS[column]
+        valid, _, expected = _SPEC[column]
         if not valid(value):
             return f"column {column}: expected {expected}, got {value!r}"
     return None
@@ -119,12 +112,15 @@ def write_csv(rows: Iterable[Row], path: str | Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            umask = os.umask(0)
+            umask = os.umask(0)  # no getter: read it, restore it
             os.umask(umask)
-            os.fchmod(f.fileno(), 0o666 & ~umask)  # mkstemp's 0600 → what open() would give
+            os.chmod(tmp, 0o666 & ~umask)  # what open() would give; mkstemp gives 0o600
             writer = csv.writer(f)
             writer.writerow(COLUMNS)
-            writer.writerows(astuple(r) for r in rows)
+            # NumPy scalars and the like are written as the plain int/float they stand for
+            writer.writerows(
+                [_SPEC[c][1](v) for c, v in zip(COLUMNS, astuple(r), strict=True)] for r in rows
+            )
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -141,8 +137,8 @@ def read_csv(path: str | Path) -> list[Row]:
     Raises ``ValueError`` naming the file, the 1-based line and the column when the file is empty,
     the header is not :data:`COLUMNS`, a line has the wrong number of fields or a bad value
     (``rank``/``seed``/``n_params`` non-negative integers, ``test_mse`` a float ``>= 0`` or NaN,
-    ``method`` in :data:`METHODS`), or the last line has no line break (a truncated file); a
-    missing file raises ``FileNotFoundError`` naming it.
+    ``method`` in :data:`METHODS`), malformed quoting, or no line break after the last line (a
+    truncated file); a missing file raises ``FileNotFoundError`` naming it.
     """
     try:
         with Path(path).open(encoding="utf-8", newline="") as f:
@@ -170,9 +166,9 @@ def read_csv(path: str | Path) -> list[Row]:
 
 def _field(where: str, column: str, text: str) -> object:
     """The value of ``text`` in ``column``; ``ValueError`` ``"<where>, column C: …"`` if invalid."""
-    valid, expected = _CHECKS[column]
+    valid, kind, expected = _SPEC[column]
     try:
-        value = _PARSERS[column](text)
+        value = _parse(kind, text)
         ok = valid(value)
     except ValueError:
         ok = False
