@@ -1,4 +1,4 @@
-"""The command line: ``python -m lora_theory reproduce <figure> [--mode quick|full] [--out DIR]``.
+"""The command line: ``python -m lora_theory reproduce <figure> [--mode] [--out DIR] [--device]``.
 
 Runs :func:`lora_theory.experiments.run` (the code path the chapters use) and writes the tidy rows
 to ``DIR/<figure>.csv`` (columns ``panel, method, rank, seed, test_mse, n_params``). Also installed
