@@ -1,14 +1,19 @@
-"""The command line: ``python -m lora_theory reproduce <figure> [--mode quick|full] [--out DIR]``.
+"""The command line: ``python -m lora_theory reproduce <figure> [--mode] [--out DIR] [--device]``.
 
 Runs :func:`lora_theory.experiments.run` (the code path the chapters use) and writes the tidy rows
 to ``DIR/<figure>.csv`` (columns ``panel, method, rank, seed, test_mse, n_params``). Also installed
 as the console script ``lora-theory``.
+
+Exit status: 0 on success; 2 on bad arguments, checked before any work (an unknown figure, mode or
+device, ``--device cuda`` without CUDA, an ``--out`` that is not a writable folder); 130 on Ctrl-C,
+which writes nothing (an earlier ``DIR/<figure>.csv`` stays as it was).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,17 +50,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def prepare_out(out: Path, figure: str) -> Path:
+    """Make ``out`` a writable folder before any work; return the CSV path ``out/<figure>.csv``.
+
+    Creates ``out`` (and its parents) if missing and proves it writable by creating and removing a
+    temporary file in it. Raises ``ValueError`` with a one-line message naming the path and the
+    problem: ``out`` or a parent is a file, it cannot be created, it is not writable, or the CSV
+    path is a folder.
+    """
+    target = out / f"{figure}.csv"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out '{out}' is a file, not a folder") from None
+        if isinstance(exc, NotADirectoryError):
+            raise ValueError(f"--out '{out}' cannot be created: a parent is a file") from None
+        raise ValueError(f"--out '{out}' cannot be created: {exc.strerror}") from None
+    try:
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--out '{out}' is not writable: {exc.strerror}") from None
+    if target.is_dir():
+        raise ValueError(f"--out '{out}': '{target}' is a folder, cannot write the CSV there")
+    return target
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m lora_theory`` and ``lora-theory``; returns the exit status."""
+    """Entry point of ``python -m lora_theory`` and ``lora-theory``; returns the exit status.
+
+    Bad arguments exit with status 2 (``SystemExit``) before any work; Ctrl-C returns 130 after
+    one line on stderr, with nothing written.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         dev = device(args.device)
         run_mode = mode(args.mode)
+        target = prepare_out(args.out, args.figure)
     except ValueError as exc:
         parser.error(str(exc))
     print(f"{args.figure}: {run_mode} mode on {dev}", file=sys.stderr)
-    rows = run(args.figure, run_mode, device=dev)
-    path = write_csv(rows, args.out / f"{args.figure}.csv")
+    try:
+        rows = run(args.figure, run_mode, device=dev)
+        path = write_csv(rows, target)
+    except KeyboardInterrupt:
+        print(f"interrupted: no results written to {target}", file=sys.stderr)
+        return 130
     print(f"wrote {len(rows)} rows to {path}")
     return 0

@@ -4,13 +4,26 @@ One :class:`Row` per run after model selection, with the columns of :data:`COLUM
 ``DIR/<figure>.csv``). ``rank`` is the LoRA rank ``R``, or the number ``k`` of tuned final layers
 for ``method = "final_layers"``; ``n_params`` is the trainable parameter count of
 :meth:`lora_theory.training.Trainable.n_params` (``2RDL``, plus ``DL`` when biases are tuned).
+A diverged run has ``test_mse = NaN`` (the schema has no extra column for it).
+
+Nothing is written or read silently wrong: :func:`write_csv` validates every row, then replaces the
+file atomically (a crash or Ctrl-C leaves the previous file, never a truncated one);
+:func:`read_csv` checks the header, the number of fields and every value, naming file, line and
+column of the first problem.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+import math
+import numbers
+import os
+import re
 import statistics
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
@@ -28,27 +41,140 @@ class Row:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row))
+#: The values of the ``method`` column (the same as :data:`.settings.METHODS`).
+METHODS: tuple[str, ...] = ("construction", "gradient", "final_layers")
+
+
+def _count(v: object) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0
+
+
+def _mse(v: object) -> bool:
+    if not isinstance(v, numbers.Real) or isinstance(v, bool):
+        return False
+    try:
+        f = float(v)
+    except OverflowError:  # an int beyond float range
+        return False
+    return math.isnan(f) or 0 <= f < math.inf
+
+
+_COUNT = "a non-negative integer"
+#: Per column: (is this Python value valid?, its type in the file, what a valid value is).
+_SPEC: dict[str, tuple[Callable[[object], bool], type, str]] = {
+    "panel": (
+        lambda v: isinstance(v, str) and v != "" and not {"\n", "\r"} & set(v),
+        str,
+        "a non-empty string without line breaks",
+    ),
+    "method": (lambda v: isinstance(v, str) and v in METHODS, str, f"one of {', '.join(METHODS)}"),
+    "rank": (_count, int, _COUNT),
+    "seed": (_count, int, _COUNT),
+    "test_mse": (_mse, float, "a finite float >= 0 or NaN"),
+    "n_params": (_count, int, _COUNT),
+}
+
+
+def _parse(kind: type, text: str) -> object:
+    """``kind(text)``, stricter: ints are ASCII digits only, floats have no spaces or ``_``."""
+    if kind is int and not re.fullmatch("[0-9]+", text):
+        raise ValueError(text)
+    if kind is float and (text != text.strip() or "_" in text):
+        raise ValueError(text)
+    return kind(text)
+
+
+def _row_problem(row: object) -> str | None:
+    """``None`` if ``row`` is a valid :class:`Row`, else ``"column C: expected …, got …"``."""
+    if not isinstance(row, Row):
+        return f"expected a Row, got {type(row).__name__} {row!r}"
+    for column, value in zip(COLUMNS, astuple(row), strict=True):
+        valid, _, expected = _SPEC[column]
+        if not valid(value):
+            return f"column {column}: expected {expected}, got {value!r}"
+    return None
 
 
 def write_csv(rows: Iterable[Row], path: str | Path) -> Path:
-    """Write ``rows`` with a header line of :data:`COLUMNS`; creates missing parent folders."""
+    """Write ``rows`` under a header line of :data:`COLUMNS`, atomically; return ``path``.
+
+    Every row is checked first (``ValueError`` naming the 1-based row and the column; nothing is
+    written). The text goes to a temporary file in the same folder, is flushed and fsync'ed, then
+    ``os.replace`` puts it in place: on any exception, Ctrl-C included, the temporary file is
+    removed and an existing ``path`` stays as it was. Missing parent folders are created.
+    """
     path = Path(path)
+    rows = list(rows)
+    for i, row in enumerate(rows, 1):
+        if (problem := _row_problem(row)) is not None:
+            raise ValueError(f"{path} not written: row {i} of {len(rows)}, {problem}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(COLUMNS)
-        writer.writerows(astuple(r) for r in rows)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            umask = os.umask(0)  # no getter: read it, restore it
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # what open() would give; mkstemp gives 0o600
+            writer = csv.writer(f)
+            writer.writerow(COLUMNS)
+            # NumPy scalars and the like are written as the plain int/float they stand for
+            writer.writerows(
+                [_SPEC[c][1](v) for c, v in zip(COLUMNS, astuple(r), strict=True)] for r in rows
+            )
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
     return path
 
 
 def read_csv(path: str | Path) -> list[Row]:
-    """Rows written by :func:`write_csv`; ``ValueError`` if the header is not :data:`COLUMNS`."""
-    with Path(path).open(newline="") as f:
-        reader = csv.reader(f)
-        header = tuple(next(reader, ()))
-        if header != COLUMNS:
-            raise ValueError(f"{path}: expected columns {COLUMNS}, got {header}")
-        return [Row(p, m, int(r), int(s), float(e), int(n)) for p, m, r, s, e, n in reader]
+    """The rows of a file written by :func:`write_csv`, every field checked.
+
+    Raises ``ValueError`` naming the file, the 1-based line and the column when the file is empty,
+    the header is not :data:`COLUMNS`, a line has the wrong number of fields or a bad value
+    (``rank``/``seed``/``n_params`` non-negative integers, ``test_mse`` a float ``>= 0`` or NaN,
+    ``method`` in :data:`METHODS`), malformed quoting, or no line break after the last line (a
+    truncated file); a missing file raises ``FileNotFoundError`` naming it.
+    """
+    try:
+        with Path(path).open(encoding="utf-8", newline="") as f:
+            text = f.read()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not text:
+        raise ValueError(f"{path}: empty file, expected the header line {','.join(COLUMNS)}")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows = []
+    try:
+        if (header := next(reader)) != list(COLUMNS):
+            raise ValueError(f"{path}, line 1: expected columns {','.join(COLUMNS)}, got {header}")
+        for texts in reader:
+            where = f"{path}, line {reader.line_num}"
+            if len(texts) != len(COLUMNS):
+                raise ValueError(f"{where}: expected {len(COLUMNS)} fields, got {len(texts)}")
+            rows.append(Row(*(_field(where, c, t) for c, t in zip(COLUMNS, texts, strict=True))))
+    except csv.Error as exc:
+        raise ValueError(f"{path}, line {reader.line_num}: {exc}") from None
+    if not text.endswith(("\n", "\r")):
+        raise ValueError(f"{path}, line {reader.line_num}: no line break at the end (truncated?)")
+    return rows
+
+
+def _field(where: str, column: str, text: str) -> object:
+    """The value of ``text`` in ``column``; ``ValueError`` ``"<where>, column C: …"`` if invalid."""
+    valid, kind, expected = _SPEC[column]
+    try:
+        value = _parse(kind, text)
+        ok = valid(value)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{where}, column {column}: expected {expected}, got {text!r}")
+    return value
 
 
 def median_curve(
