@@ -1,9 +1,10 @@
 r"""Error bounds below the exactness threshold: Lemma 2, Theorem 5 (chapter "Below the threshold").
 
 All quantities refer to an input distribution through its **uncentred** second moment
-``Σ = E[x xᵀ]`` (``(D, D)``; the seed calls it a covariance, which it is only for zero-mean
-inputs). Pass ``empirical_second_moment(x)`` of a sample to get bounds for that sample's empirical
-distribution: they then hold deterministically, so a Monte-Carlo check is an exact test.
+``Σ = E[x xᵀ]`` (``(D, D)``; the Korean-language analysis calls it a covariance, which it is only
+for zero-mean inputs). Pass ``empirical_second_moment(x)`` of a sample to get bounds for that
+sample's empirical distribution: they then hold deterministically, so a Monte-Carlo check is an
+exact test.
 
 * **Lemma 2** (one-layer target, chapter "One-layer FNN"): with ``E = W̄_1 − ∏_l W_l`` and the
   construction of :func:`lora_theory.fnn.construct`, ``f(x) = ReLU(W' x + b̄_1)`` on the input box
@@ -11,15 +12,15 @@ distribution: they then hold deterministically, so a Monte-Carlo check is an exa
 
       E‖f(x) − f̄(x)‖² ≤ E‖(E − LR_{RL}E) x‖² = ‖(E − LR_{RL}E) Σ^{1/2}‖_F² ≤ tr(Σ) σ²_{RL+1}(E),
 
-  with equality in the middle when every ReLU is active. The seed (and possibly the paper, see
-  PAPER_SPEC Q1) states the constant ``‖Σ‖_F`` instead of ``tr Σ``;
+  with equality in the middle when every ReLU is active. The Korean-language analysis states the
+  constant ``‖Σ‖_F`` instead of ``tr Σ``;
   :func:`seed_constant_counterexample` shows the construction violates it.
 * **Theorem 5** (uniform partition ``P^u``, ``M = ⌊L/L̄⌋``): with
   ``E_i = σ_{RM+1}(W̄_i − ∏_{l∈P^u_i} W_l)``,
 
       E‖f(x) − f̄(x)‖₂ ≤ β Σ_{i=1}^{L̄} (max_k (‖W̄_k‖_F + E_k))^{L̄−i} E_i,
 
-  with ``β`` as in :func:`theorem5_beta` (the safe form of PAPER_SPEC §4.6/Q2).
+  with ``β`` as in :func:`theorem5_beta` (a form that provably bounds the hidden states).
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ from .linalg import low_rank_approx, product, sigma
 
 
 def empirical_second_moment(x: ArrayLike) -> torch.Tensor:
-    """``Σ̂ = (1/n) Σ_k x_k x_kᵀ = xᵀx / n`` for a batch ``x`` of shape ``(n, D)``; ``(D, D)``."""
+    """``Σ̂ = (1/n) Σ_k x_k x_kᵀ = xᵀx / n`` for a batch ``x`` of shape ``(n, D)``; ``(D, D)``.
+
+    Introduced in :ref:`sec-lemma2-bound`.
+    """
     x = checks.tensor(x, "x")
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"x must be a non-empty batch of shape (n, D), got {tuple(x.shape)}")
@@ -68,6 +72,8 @@ def lemma2_bound(target: FNN, frozen: FNN, rank: Ranks, second_moment: ArrayLike
 
     Bounds ``E‖f(x) − f̄(x)‖₂²`` for the adapted network of :func:`lora_theory.fnn.construct` on
     inputs in its box (``σ_{ΣR_l+1}`` for per-layer ranks). Zero at or above the threshold.
+
+    Introduced in :ref:`sec-lemma2-bound`.
     """
     resid = _lemma2_residual(target, frozen, rank)
     s = _second_moment_matrix(second_moment, frozen.width)
@@ -81,6 +87,8 @@ def lemma2_construction_bound(
 
     An upper bound on ``E‖f(x) − f̄(x)‖₂²`` for the construction, attained when every ReLU of the
     target and of the adapted network is active on the support.
+
+    Introduced in :ref:`sec-lemma2-bound`.
     """
     resid = _lemma2_residual(target, frozen, rank)
     s = _second_moment_matrix(second_moment, frozen.width)
@@ -89,7 +97,10 @@ def lemma2_construction_bound(
 
 @dataclass(frozen=True)
 class SeedCounterexample:
-    """Measured ``E‖f − f̄‖²`` against the seed's claim and the correct bounds (PAPER_SPEC Q1)."""
+    """Measured ``E‖f − f̄‖²`` against the Korean-language analysis's claim and the correct bounds.
+
+    Introduced in :ref:`sec-lemma2-bound`.
+    """
 
     measured: float
     seed_claim: float
@@ -103,7 +114,7 @@ class SeedCounterexample:
 
 
 def seed_constant_counterexample(generator: torch.Generator | None = None) -> SeedCounterexample:
-    """An instance where Lemma 2's construction violates the seed's ``‖Σ‖_F σ²_{RL+1}(E)`` bound.
+    """An instance where Lemma 2's construction violates the ``‖Σ‖_F σ²_{RL+1}(E)`` bound.
 
     ``D = 16``, frozen depth ``L = 2``, rank ``R = 1`` (so ``RL = 2``); the target weight is
     ``W̄ = W_2 W_1 + Q`` with ``Q`` orthogonal, so ``E = Q`` has ``σ_i(E) = 1`` for all ``i``; the
@@ -117,6 +128,8 @@ def seed_constant_counterexample(generator: torch.Generator | None = None) -> Se
     while the ``tr Σ`` bound gives 16. Among adapted networks that stay affine on the box (all
     ReLUs active) 14 is optimal: their weight change has rank ``≤ RL``, and EYM in Frobenius norm
     bounds ``E‖f − f̄‖² ≥ Σ_{i>2} σ_i² = 14``. Whether *other* adapters meet ``‖Σ‖_F`` is open.
+
+    Introduced in :ref:`sec-lemma2-bound`.
     """
     g = torch.Generator().manual_seed(0) if generator is None else generator
     width = 16
@@ -146,8 +159,9 @@ def theorem5_beta(target: FNN, second_moment: ArrayLike) -> float:
 
     ``B_i`` bounds ``E‖z̄_i‖₂`` for the target's hidden states (``E‖x‖ ≤ √tr Σ`` by Jensen, and
     ``‖ReLU(W̄z + b̄)‖ ≤ ‖W̄‖_F ‖z‖ + ‖b̄‖``); the proof only needs ``i ≤ L̄ − 1``. The paper's
-    recalled form has ``√‖Σ‖_F`` and the product up to ``i − 1``, which need not bound ``E‖z̄_i‖``
-    (PAPER_SPEC Q2).
+    recalled form has ``√‖Σ‖_F`` and the product up to ``i − 1``, which need not bound ``E‖z̄_i‖``.
+
+    Introduced in :ref:`ch-error-bound`.
     """
     s = _second_moment_matrix(second_moment, target.width)
     b = math.sqrt(float(s.trace()))
@@ -160,7 +174,10 @@ def theorem5_beta(target: FNN, second_moment: ArrayLike) -> float:
 
 @dataclass(frozen=True)
 class Theorem5Bound:
-    """The pieces of Theorem 5's bound ``β Σ_i growth^{L̄−i} E_i``."""
+    """The pieces of Theorem 5's bound ``β Σ_i growth^{L̄−i} E_i``.
+
+    Introduced in :ref:`ch-error-bound`.
+    """
 
     beta: float
     block_errors: tuple[float, ...]
@@ -179,13 +196,16 @@ def theorem5_bound(target: FNN, frozen: FNN, rank: int, second_moment: ArrayLike
     """Theorem 5: a bound on ``E‖f(x) − f̄(x)‖₂`` for rank-``R`` LoRA with the uniform partition.
 
     ``block_errors[i−1] = E_i = σ_{RM+1}(W̄_i − ∏_{l∈P^u_i} W_l)``, ``growth = max_k(‖W̄_k‖_F + E_k)``
-    (the max of the *sum*; the seed mis-brackets it) and ``beta`` from :func:`theorem5_beta`.
+    (the max of the *sum*; the Korean-language analysis mis-brackets
+    it) and ``beta`` from :func:`theorem5_beta`.
 
     It holds for :func:`lora_theory.fnn.construct` with ``rank=R`` or with
     :func:`lora_theory.fnn.theorem5_ranks` (the proof's version, adapters on ``M`` layers per
     block), on inputs in the box it was built for: block ``i`` computes ``ReLU(W'_i z + b̄_i)`` with
     ``‖W'_i − W̄_i‖₂ ≤ E_i``, so ``‖z_i − z̄_i‖ ≤ ‖W'_i‖₂ ‖z_{i−1} − z̄_{i−1}‖ + E_i ‖z̄_{i−1}‖`` with
-    ``‖W'_i‖₂ ≤ ‖W̄_i‖_F + E_i``; unroll and take expectations. Chapter "Below the threshold".
+    ``‖W'_i‖₂ ≤ ‖W̄_i‖_F + E_i``; unroll and take expectations.
+
+    Introduced in :ref:`ch-error-bound`.
     """
     discrepancies = fnn.discrepancies(target, frozen)
     rank = checks.rank(rank, "rank", frozen.width)
@@ -203,6 +223,8 @@ def measured_error(target: FNN, adapted: FNN, x: ArrayLike, squared: bool = Fals
 
     ``adapted`` plays ``f``, ``target`` plays ``f̄``. Theorem 5 bounds the unsquared mean,
     Lemma 2 the squared one.
+
+    Introduced in :ref:`ch-error-bound`.
     """
     diff = torch.linalg.vector_norm(adapted(x) - target(x), dim=1)
     return float((diff**2 if squared else diff).mean())
@@ -216,6 +238,8 @@ class Theorem5Chain(NamedTuple):
     the later adapted blocks. ``worst_direction``: ``Σ_i A_i E_i mean‖z̄_{i−1}‖``.
     ``frobenius``: ``Σ_i γ^{L̄−i} E_i mean‖z̄_{i−1}‖`` with ``γ = max_k(‖W̄_k‖_F + E_k)``.
     ``theorem5``: the theorem's bound, ``mean‖z̄_{i−1}‖`` replaced by ``β``.
+
+    Introduced in :ref:`ch-error-bound`.
     """
 
     measured: float
@@ -234,6 +258,8 @@ def theorem5_chain(
     :func:`lora_theory.fnn.theorem5_ranks` on the box ``‖x‖_∞ ≤ input_bound`` (``x`` must lie in
     it); ``Σ`` is the sample's second moment. Chapter "Below the threshold" uses it to show how much
     each inequality of the proof costs.
+
+    Introduced in :ref:`ch-error-bound`.
     """
     x = checks.tensor(x, "x")
     depth, target_depth = frozen.depth, target.depth

@@ -80,7 +80,10 @@ def flat_spectrum_target(
 
 
 class PartitionExample(NamedTuple):
-    """A target, a frozen network and the partition planted in them."""
+    """A target, a frozen network and the partition planted in them.
+
+    Introduced in :ref:`ch-multilayer`.
+    """
 
     target: fnn.FNN
     frozen: fnn.FNN
@@ -101,6 +104,8 @@ def example_partition_gap(
     planted partition needs ``max_i ⌈k_i / |P_i|⌉`` while other partitions see generic, full-rank
     discrepancies. Defaults (``D = 12``, blocks ``(1, 3)``): planted ``[[0], [1, 2, 3]]`` needs
     ``R = 4``, the uniform ``[[0, 1], [2, 3]]`` needs ``R = 6``. Deterministic given ``generator``.
+
+    Introduced in :ref:`ch-multilayer`.
     """
     sizes = [checks.integer(k, "block size", low=1) for k in block_sizes]
     ranks = (

@@ -27,11 +27,17 @@ ILL_CONDITIONED = 1e8
 
 
 class AssumptionError(ValueError):
-    """A theorem's hypothesis (typically a non-singularity assumption) fails for the given input."""
+    """A theorem's hypothesis (typically a non-singularity assumption) fails for the given input.
+
+    Introduced in :ref:`ch-linear`.
+    """
 
 
 def product(mats: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``∏_{l=1}^{L} W_l = W_L ⋯ W_1`` for ``mats = [W_1, …, W_L]`` (at least one matrix)."""
+    """``∏_{l=1}^{L} W_l = W_L ⋯ W_1`` for ``mats = [W_1, …, W_L]`` (at least one matrix).
+
+    Introduced in :ref:`ch-linear`.
+    """
     if not mats:
         raise ValueError("product of an empty list is undefined here; pass at least one matrix")
     out = mats[0]
@@ -41,12 +47,18 @@ def product(mats: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def singular_values(a: torch.Tensor) -> torch.Tensor:
-    """All singular values of ``a``, largest first, shape ``(min(a.shape),)``."""
+    """All singular values of ``a``, largest first, shape ``(min(a.shape),)``.
+
+    Introduced in :ref:`ch-linear`.
+    """
     return torch.linalg.svdvals(a)
 
 
 def sigma(a: torch.Tensor, i: int) -> torch.Tensor:
-    """``σ_i(a)``: i-th largest singular value, 1-based; ``σ_i = 0`` for ``i > min(a.shape)``."""
+    """``σ_i(a)``: i-th largest singular value, 1-based; ``σ_i = 0`` for ``i > min(a.shape)``.
+
+    Introduced in :ref:`ch-linear`.
+    """
     i = checks.integer(i, "singular-value index i", low=1)
     s = singular_values(a)
     return s[i - 1] if i <= s.numel() else torch.zeros((), dtype=a.dtype, device=a.device)
@@ -58,6 +70,8 @@ def difference_tol(*terms: torch.Tensor) -> float:
     Round-off in forming ``a`` is relative to the terms, not to ``a`` itself: when the target
     equals the frozen product up to round-off, ``E`` is pure noise and must have rank 0, which a
     tolerance relative to ``σ_1(E)`` would never give.
+
+    Introduced in :ref:`ch-linear`.
     """
     a = terms[0]
     scale = sum(float(torch.linalg.matrix_norm(t, 2)) for t in terms)
@@ -69,6 +83,8 @@ def numerical_rank(a: torch.Tensor, tol: float | None = None) -> int:
 
     The default ``tol = max(shape) · eps · σ_1(a)`` is NumPy's and ``torch.linalg.matrix_rank``'s
     rule; pass :func:`difference_tol` when ``a`` is a difference of larger terms.
+
+    Introduced in :ref:`ch-linear`.
     """
     if tol is None:
         return int(torch.linalg.matrix_rank(a))
@@ -76,7 +92,10 @@ def numerical_rank(a: torch.Tensor, tol: float | None = None) -> int:
 
 
 def low_rank_approx(a: torch.Tensor, r: int) -> torch.Tensor:
-    """``LR_r(a) = Σ_{i≤r} σ_i u_i v_iᵀ``, the best rank-``r`` approximation (``LR_0 = 0``)."""
+    """``LR_r(a) = Σ_{i≤r} σ_i u_i v_iᵀ``, the best rank-``r`` approximation (``LR_0 = 0``).
+
+    Introduced in :ref:`ch-linear`.
+    """
     r = checks.integer(r, "r", low=0)
     u, s, vh = torch.linalg.svd(a, full_matrices=False)
     r = min(r, s.numel())
@@ -84,18 +103,19 @@ def low_rank_approx(a: torch.Tensor, r: int) -> torch.Tensor:
 
 
 def condition_number(a: torch.Tensor) -> float:
-    """Spectral condition number ``σ_1 / σ_D`` (``inf`` for a singular matrix)."""
+    """Spectral condition number ``σ_1 / σ_D`` (``inf`` for a singular matrix).
+
+    Introduced in :ref:`ch-linear`.
+    """
     return float(torch.linalg.cond(a))
-
-
-def is_singular(a: torch.Tensor) -> bool:
-    """True when ``cond(a) ≥ SINGULAR_CONDITION``: no solve with ``a`` can be trusted."""
-    return condition_number(a) >= SINGULAR_CONDITION
 
 
 @dataclass(frozen=True)
 class Conditioning:
-    """Smallest singular value and condition number of one matrix a construction must solve with."""
+    """Smallest singular value and condition number of one matrix a construction must solve with.
+
+    Introduced in :ref:`ch-linear`.
+    """
 
     name: str
     sigma_min: float

@@ -70,7 +70,10 @@ def check_inputs(
 def error_matrix(
     target: ArrayLike, frozen: Sequence[ArrayLike], dtype: torch.dtype = torch.float64
 ) -> torch.Tensor:
-    """``E = W̄ − W_L ⋯ W_1``, shape ``(D, D)``."""
+    """``E = W̄ − W_L ⋯ W_1``, shape ``(D, D)``.
+
+    Introduced in :ref:`ch-linear`.
+    """
     wbar, ws = check_inputs(target, frozen, dtype)
     return wbar - product(ws)
 
@@ -82,6 +85,8 @@ def min_error(
 
     It is ``0`` once ``RL ≥ D``. Requires only shapes; the lemma's non-singularity assumption is
     what makes the value attainable (see :func:`construct` and :func:`diagnose`).
+
+    Introduced in :ref:`ch-linear`.
     """
     wbar, ws = check_inputs(target, frozen, dtype)
     total = sum(layer_ranks(rank, len(ws), ws[0].shape[0]))
@@ -95,6 +100,8 @@ def population_mse(
 
     Equals ``(1/D) Σ_{i > RL} σ_i(E)²`` (Eckart–Young–Mirsky in Frobenius norm), and the
     construction attains it. This is the quantity the paper's linear experiment (Figure 1) plots.
+
+    Introduced in :ref:`ch-linear`.
     """
     wbar, ws = check_inputs(target, frozen, dtype)
     total = sum(layer_ranks(rank, len(ws), ws[0].shape[0]))
@@ -105,14 +112,20 @@ def population_mse(
 def required_rank(
     target: ArrayLike, frozen: Sequence[ArrayLike], dtype: torch.dtype = torch.float64
 ) -> int:
-    """The exactness threshold ``⌈rank(E) / L⌉`` (``0`` when the frozen model equals the target)."""
+    """The exactness threshold ``⌈rank(E) / L⌉`` (``0`` when the frozen model equals the target).
+
+    Introduced in :ref:`ch-linear`.
+    """
     wbar, ws = check_inputs(target, frozen, dtype)
     prod = product(ws)
     return math.ceil(numerical_rank(wbar - prod, difference_tol(wbar, prod)) / len(ws))
 
 
 def adapted_product(frozen: Sequence[ArrayLike], adapters: Sequence[LoRAFactors]) -> torch.Tensor:
-    """``∏_l (W_l + B_l A_l) = (W_L + B_L A_L) ⋯ (W_1 + B_1 A_1)``."""
+    """``∏_l (W_l + B_l A_l) = (W_L + B_L A_L) ⋯ (W_1 + B_1 A_1)``.
+
+    Introduced in :ref:`ch-linear`.
+    """
     ws = checks.square_list(frozen, "frozen", adapters[0].B.dtype if adapters else torch.float64)
     if len(ws) != len(adapters):
         raise ValueError(f"got {len(ws)} frozen layers but {len(adapters)} adapters")
@@ -127,6 +140,8 @@ def telescoping_terms(
     ``∏_l (W_l + ΔW_l) − ∏_l W_l = Σ_l P_l ΔW_l Q̃_{l-1}`` with ``P_l = W_L ⋯ W_{l+1}`` and
     ``Q̃_{l-1} = (W_{l-1} + ΔW_{l-1}) ⋯ (W_1 + ΔW_1)``; each term has rank ``≤ rank(ΔW_l)``.
     This is Step 1 of the proof of Lemma 1; it holds for any updates ``ΔW_l``.
+
+    Introduced in :ref:`pf-lemma1`.
     """
     ws = checks.square_list(frozen, "frozen", dtype)
     ds = checks.square_list(deltas, "deltas", dtype)
@@ -148,6 +163,8 @@ class AssumptionReport:
     ``frozen`` holds one :class:`~lora_theory.linalg.Conditioning` per ``W_l``; ``corrected`` one
     per ``∏_l W_l + LR_r(E)`` for the ranks ``r = R_1 + … + R_j`` (``j < L``) that the construction
     actually inverts (``r`` capped at ``rank(E)``: beyond it no inverse is needed).
+
+    Introduced in :ref:`ch-linear`.
     """
 
     frozen: tuple[Conditioning, ...]
@@ -181,7 +198,10 @@ def _cumulative_ranks(ranks: list[int], rank_e: int) -> list[int]:
 def diagnose(
     target: ArrayLike, frozen: Sequence[ArrayLike], rank: Ranks, dtype: torch.dtype = torch.float64
 ) -> AssumptionReport:
-    """Check Lemma 1's hypothesis for these matrices and report the conditioning of each piece."""
+    """Check Lemma 1's hypothesis for these matrices and report the conditioning of each piece.
+
+    Introduced in :ref:`ch-linear`.
+    """
     wbar, ws = check_inputs(target, frozen, dtype)
     ranks = layer_ranks(rank, len(ws), ws[0].shape[0])
     prod = product(ws)
@@ -278,6 +298,8 @@ def construct(
     if a matrix it must solve with is singular, and warns with :class:`ConditioningWarning` if
     one is ill-conditioned (see :func:`construction_conditioning`). Blocks beyond ``rank(E)`` get
     empty adapters and need no solve.
+
+    Introduced in :ref:`pf-lemma1`.
     """
     wbar, ws = check_inputs(target, frozen, dtype)
     adapters, record = _construct(wbar, ws, layer_ranks(rank, len(ws), ws[0].shape[0]))
@@ -296,6 +318,8 @@ def construction_conditioning(
     The frozen factors ``W_k`` enter through ``P_l^{-1}`` and the adapted factors
     ``W'_k = W_k + ΔW_k`` through ``Q̃_{l-1}^{-1}``; round-off in the construction grows with their
     condition numbers, which is what limits its accuracy for deep frozen models.
+
+    Introduced in :ref:`ch-linear`.
     """
     wbar, ws = check_inputs(target, frozen, dtype)
     _, record = _construct(wbar, ws, layer_ranks(rank, len(ws), ws[0].shape[0]))

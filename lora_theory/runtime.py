@@ -30,6 +30,8 @@ def set_seed(seed: int) -> torch.Generator:
 
     The returned ``torch.Generator`` is seeded with the same value; pass it explicitly to sampling
     calls so that a cell's randomness does not depend on what ran before it.
+
+    Introduced in :ref:`ch-linear`.
     """
     seed = checks.integer(seed, "seed", low=0)
     random.seed(seed)
@@ -56,12 +58,18 @@ def generator(seed: int, stream: str) -> torch.Generator:
 
 
 def check_mode(value: str) -> Mode:
-    """Return ``value`` if it is ``"quick"`` or ``"full"``; raise ``ValueError`` otherwise."""
+    """Return ``value`` if it is ``"quick"`` or ``"full"``; raise ``ValueError`` otherwise.
+
+    Introduced in :ref:`ch-linear`.
+    """
     return checks.choice(value, "mode", MODES)  # type: ignore[return-value]
 
 
 def mode(override: str | None = None) -> Mode:
-    """The run mode: ``override``, else ``$LORA_THEORY_MODE``, else ``"full"`` iff CUDA exists."""
+    """The run mode: ``override``, else ``$LORA_THEORY_MODE``, else ``"full"`` iff CUDA exists.
+
+    Introduced in :ref:`ch-linear`.
+    """
     if override is not None:
         return check_mode(override)
     env = os.environ.get(MODE_ENV, "").strip().lower()
@@ -74,6 +82,8 @@ def device(prefer: str | None = None) -> torch.device:
     """The compute device: ``prefer`` if given (``"cpu"``/``"cuda"``), else CUDA when available.
 
     Asking for ``"cuda"`` on a machine without it raises ``ValueError`` instead of failing later.
+
+    Introduced in :ref:`ch-linear`.
     """
     if prefer is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -66,7 +66,7 @@ def test_lemma2_construction_bound_is_attained_when_all_relus_are_active():
 
 
 def test_seed_constant_counterexample():
-    """PAPER_SPEC Q1: 14 = E‖f − f̄‖² > ‖Σ‖_F σ_3²(E) = 4, while tr(Σ) σ_3²(E) = 16 holds."""
+    """‖Σ‖_F fails: 14 = E‖f − f̄‖² > ‖Σ‖_F σ_3²(E) = 4, while tr(Σ) σ_3²(E) = 16 holds."""
     result = bounds.seed_constant_counterexample()
     assert result.measured == pytest.approx(14.0, rel=1e-10)
     assert result.construction_bound == pytest.approx(14.0, rel=1e-10)

@@ -20,11 +20,14 @@ from pathlib import Path
 from ..runtime import MODES, device, mode
 from .results import write_csv
 from .runners import run
-from .settings import EXPERIMENTS as FIGURES
+from .settings import EXPERIMENTS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (unknown figures or options exit with status 2 and a usage message)."""
+    """The argument parser (unknown figures or options exit with status 2 and a usage message).
+
+    Introduced in :ref:`sec-fig1`.
+    """
     parser = argparse.ArgumentParser(
         prog="lora-theory",
         description="Experiments of Zeng & Lee, 'The Expressive Power of Low-Rank Adaptation'.",
@@ -35,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one of the paper's experiments and write DIR/<figure>.csv",
         description="Run one of the paper's experiments and write DIR/<figure>.csv.",
     )
-    rep.add_argument("figure", choices=sorted(FIGURES), help="which experiment")
+    rep.add_argument("figure", choices=sorted(EXPERIMENTS), help="which experiment")
     rep.add_argument(
         "--mode",
         choices=MODES,
@@ -57,6 +60,8 @@ def prepare_out(out: Path, figure: str) -> Path:
     temporary file in it. Raises ``ValueError`` with a one-line message naming the path and the
     problem: ``out`` or a parent is a file, it cannot be created, it is not writable, or the CSV
     path is a folder.
+
+    Introduced in :ref:`sec-fig1`.
     """
     target = out / f"{figure}.csv"
     try:
@@ -82,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Bad arguments exit with status 2 (``SystemExit``) before any work; Ctrl-C returns 130 after
     one line on stderr, with nothing written.
+
+    Introduced in :ref:`sec-fig1`.
     """
     parser = build_parser()
     args = parser.parse_args(argv)

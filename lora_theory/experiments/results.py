@@ -30,7 +30,10 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Row:
-    """One run: ``panel``, ``method``, ``rank``, ``seed``, ``test_mse``, ``n_params``."""
+    """One run: ``panel``, ``method``, ``rank``, ``seed``, ``test_mse``, ``n_params``.
+
+    Introduced in :ref:`sec-fig1`.
+    """
 
     panel: str
     method: str
@@ -41,7 +44,7 @@ class Row:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row))
-#: The values of the ``method`` column (the same as :data:`.settings.METHODS`).
+#: The values of the ``method`` column; the one home of the method names.
 METHODS: tuple[str, ...] = ("construction", "gradient", "final_layers")
 
 
@@ -102,6 +105,8 @@ def write_csv(rows: Iterable[Row], path: str | Path) -> Path:
     written). The text goes to a temporary file in the same folder, is flushed and fsync'ed, then
     ``os.replace`` puts it in place: on any exception, Ctrl-C included, the temporary file is
     removed and an existing ``path`` stays as it was. Missing parent folders are created.
+
+    Introduced in :ref:`sec-fig1`.
     """
     path = Path(path)
     rows = list(rows)
@@ -139,6 +144,8 @@ def read_csv(path: str | Path) -> list[Row]:
     (``rank``/``seed``/``n_params`` non-negative integers, ``test_mse`` a float ``>= 0`` or NaN,
     ``method`` in :data:`METHODS`), malformed quoting, or no line break after the last line (a
     truncated file); a missing file raises ``FileNotFoundError`` naming it.
+
+    Introduced in :ref:`sec-fig1`.
     """
     try:
         with Path(path).open(encoding="utf-8", newline="") as f:
@@ -182,13 +189,18 @@ def median_curve(
 ) -> tuple[list[float], list[float]]:
     """``(xs, medians)``: the median ``test_mse`` over seeds at each value of column ``x``.
 
-    The paper plots the median over seeds (PAPER_SPEC §7.1). ``x`` is ``"rank"`` or ``"n_params"``.
+    The paper plots the median over seeds. ``x`` is ``"rank"`` or ``"n_params"``. A diverged
+    run (NaN score) counts as ``+inf``: the median is then the same whatever the row order, and
+    is ``inf`` when at least half of the seeds diverged.
+
+    Introduced in :ref:`sec-fig1`.
     """
     if x not in ("rank", "n_params"):
         raise ValueError(f"x must be 'rank' or 'n_params', got {x!r}")
     groups: dict[float, list[float]] = {}
     for r in rows:
         if r.panel == panel and r.method == method:
-            groups.setdefault(getattr(r, x), []).append(r.test_mse)
+            score = math.inf if math.isnan(r.test_mse) else r.test_mse
+            groups.setdefault(getattr(r, x), []).append(score)
     xs = sorted(groups)
     return xs, [statistics.median(groups[v]) for v in xs]

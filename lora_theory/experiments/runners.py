@@ -14,6 +14,7 @@ Introduced in :ref:`sec-fig1`.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -46,6 +47,11 @@ def _trained(panel: Panel) -> list[str]:
     return methods
 
 
+def _score(mse: float) -> float:
+    """A row's ``test_mse``: NaN (the mark of a diverged run) for any non-finite value."""
+    return mse if math.isfinite(mse) else math.nan
+
+
 def construction_rows(
     exp: Experiment, work: Budget, tasks: dict[tuple[str, int], Task]
 ) -> list[Row]:
@@ -62,7 +68,7 @@ def construction_rows(
             task = tasks[(p.name, s)]
             x, y = task.test_set(work.n_test)
             for r in exp.ranks:
-                mse = float((fam.construct(task, r, x)(x) - y).square().mean())
+                mse = _score(float((fam.construct(task, r, x)(x) - y).square().mean()))
                 n_params = fam.n_params(exp.width, p, fam.construction_spec(p, r))
                 rows.append(Row(p.name, "construction", r, s, mse, n_params))
     return rows
@@ -138,7 +144,7 @@ def trained_rows(
             plan.tasks, plan.runs, settings, stacked=stacked, device=device, progress=progress
         )
         for key, i in select_by_validation(plan.keys, result.best_val.tolist()).items():
-            rows.append(Row(*key, float(result.test_mse[i]), plan.n_params[i]))
+            rows.append(Row(*key, _score(float(result.test_mse[i])), plan.n_params[i]))
     return rows
 
 

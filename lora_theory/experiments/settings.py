@@ -13,8 +13,7 @@ from dataclasses import dataclass, replace
 
 from .. import checks
 from ..runtime import Mode, check_mode
-
-METHODS = ("construction", "gradient", "final_layers")
+from .results import METHODS
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,10 @@ class Panel:
 @dataclass(frozen=True)
 class Budget:
     """The work of a run: Adam ``steps`` per configuration, ``seeds``, the ``lrs × weight_decays``
-    grid searched by validation, batch/validation/test sizes and the evaluation period."""
+    grid searched by validation, batch/validation/test sizes and the evaluation period.
+
+    Introduced in :ref:`sec-fig1`.
+    """
 
     steps: int
     seeds: tuple[int, ...]
@@ -96,7 +98,10 @@ class Budget:
 @dataclass(frozen=True)
 class Pretraining:
     """The paper's "pretrained" frozen model (§7.1): Adam on all parameters, fresh batches, stop
-    once the training MSE is below (initial MSE) / ``ratio`` or after ``max_steps``."""
+    once the training MSE is below (initial MSE) / ``ratio`` or after ``max_steps``.
+
+    Introduced in :ref:`sec-fig1`.
+    """
 
     lr: float = 1e-3
     max_steps: int = 1000
@@ -129,7 +134,10 @@ BUDGETS: dict[str, Budget] = {"full": FULL, "quick": QUICK}
 
 
 def budget(mode: Mode | str) -> Budget:
-    """The default :class:`Budget` of ``mode`` (``"quick"`` or ``"full"``)."""
+    """The default :class:`Budget` of ``mode`` (``"quick"`` or ``"full"``).
+
+    Introduced in :ref:`sec-fig1`.
+    """
     return BUDGETS[check_mode(mode)]
 
 

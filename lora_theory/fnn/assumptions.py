@@ -28,6 +28,8 @@ class Assumption1Report(linear.AssumptionReport):
     inverts for the ranks in use (``r = 0, R_1, R_1 + R_2, …`` up to the block's rank budget minus
     its last adapted layer's share, capped at the discrepancy's rank), named by block;
     ``partition`` the 0-based blocks. ``holds`` and ``worst`` are inherited.
+
+    Introduced in :ref:`ch-multilayer`.
     """
 
     partition: tuple[tuple[int, ...], ...]
@@ -44,7 +46,9 @@ def check_assumption(
     """Check Assumption 1 for ``rank`` (``R`` or per-layer ranks), matrix by matrix.
 
     Reuses :func:`lora_theory.linear.diagnose` on each block (with rank-0 layers folded as in
-    :func:`construct`). Chapter "Multi-layer FNN".
+    :func:`construct`).
+
+    Introduced in :ref:`ch-multilayer`.
     """
     pair = check_pair(target, frozen)
     blocks = blocks_of(pair, partition)
@@ -67,7 +71,10 @@ def check_assumption(
 
 @dataclass(frozen=True)
 class AssumptionMargins:
-    """Per random draw: smallest ``σ_min`` and largest condition number (Assumption 1)."""
+    """Per random draw: smallest ``σ_min`` and largest condition number (Assumption 1).
+
+    Introduced in :ref:`ch-multilayer`.
+    """
 
     sigma_min: torch.Tensor
     condition: torch.Tensor
@@ -81,7 +88,9 @@ def lemma3_margins(
     Draws ``n_draws`` independent (target, frozen) pairs with :meth:`FNN.random` (continuous
     entries) and returns, for each, the worst ``σ_min`` and condition number reported by
     :func:`check_assumption`; both tensors have shape ``(n_draws,)``. Lemma 3 says the matrices are
-    non-singular with probability 1, so ``sigma_min > 0`` for every draw. Chapter "Multi-layer FNN".
+    non-singular with probability 1, so ``sigma_min > 0`` for every draw.
+
+    Introduced in :ref:`pf-lemma3`.
     """
     rows = []
     for _ in range(n_draws):

@@ -112,7 +112,7 @@ def construct(
 ) -> FNN:
     """Adapt ``frozen`` (depth ``L``) to ``target`` (depth ``L̄ ≤ L``, width ``D``) on ``‖x‖_∞ ≤ c``.
 
-    Lemma 2 (chapter "One-layer FNN") when ``L̄ = 1``, Theorem 3 (chapter "Multi-layer FNN") with
+    Lemma 2 (:ref:`ch-fnn-one-layer`) when ``L̄ = 1``, Theorem 3 (:ref:`ch-multilayer`) with
     the uniform partition by default, its general-partition version when ``partition`` is given
     (0-based blocks, see :func:`check_partition`). ``rank`` is one ``R`` or per-layer ranks
     (``0`` allowed in a list, see :func:`layer_ranks`). Returns an :class:`FNN` with the frozen
@@ -157,6 +157,8 @@ def construct(
 
     Raises ``ValueError`` for bad inputs and :class:`~lora_theory.linalg.AssumptionError` when a
     matrix the construction must solve with is singular (see :func:`check_assumption`).
+
+    Introduced in :ref:`ch-fnn-one-layer`.
     """
     pair = check_pair(target, frozen)
     c = checks.real(input_bound, "input_bound", positive=True)

@@ -162,7 +162,10 @@ class FNN:
 
 
 class Pair(NamedTuple):
-    """Validated float64 parameters of a (target, frozen) pair, adapters merged."""
+    """Validated float64 parameters of a (target, frozen) pair, adapters merged.
+
+    Introduced in :ref:`ch-fnn-one-layer`.
+    """
 
     target_weights: list[torch.Tensor]
     target_biases: list[torch.Tensor]

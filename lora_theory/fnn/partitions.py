@@ -43,11 +43,13 @@ def uniform_partition(L: int, L_bar: int) -> Partition:
 
     With ``M = ⌊L / L̄⌋``, block ``i`` (0-based) is ``[iM, …, (i+1)M − 1]`` for ``i < L̄ − 1`` and the
     last block ``[(L̄−1)M, …, L−1]`` absorbs the remainder. In the paper's 1-based notation
-    ``P^u_i = {(i−1)M+1, …, iM}`` and ``P^u_{L̄} = {(L̄−1)M+1, …, L}``. (The seed writes the last
-    block as ``{(L−1)M+1, …, L}``, which is empty for ``M ≥ 2``.) Chapter "Multi-layer FNN".
+    ``P^u_i = {(i−1)M+1, …, iM}`` and ``P^u_{L̄} = {(L̄−1)M+1, …, L}``. (The Korean-language
+    analysis writes the last block as ``{(L−1)M+1, …, L}``, which is empty for ``M ≥ 2``.)
 
     >>> uniform_partition(7, 3)
     [[0, 1], [2, 3], [4, 5, 6]]
+
+    Introduced in :ref:`ch-multilayer`.
     """
     _check_depths(L, L_bar)
     m = L // L_bar
@@ -61,6 +63,8 @@ def check_partition(partition: Sequence[Sequence[int]], L: int, L_bar: int) -> P
 
     Returns it as a list of lists of 0-based layer indices; raises ``ValueError`` naming the
     problem otherwise (wrong number of blocks, an empty block, a gap, an overlap or a wrong order).
+
+    Introduced in :ref:`ch-multilayer`.
     """
     _check_depths(L, L_bar)
     blocks = [list(block) for block in partition]
@@ -88,7 +92,9 @@ def theorem5_ranks(L: int, L_bar: int, rank: int) -> list[int]:
     The uniform partition's last block may hold more than ``M = ⌊L/L̄⌋`` layers; the proof adapts
     only ``M`` of them (rank ``0`` on the rest), so every block realises
     ``∏_{P_i} W + LR_{RM}(W̄_i − ∏_{P_i} W)`` and Assumption 1's range ``r ≤ R(M−1)`` covers every
-    solve. Chapter "Below the threshold".
+    solve.
+
+    Introduced in :ref:`pf-thm5`.
     """
     blocks = uniform_partition(L, L_bar)
     rank = checks.rank(rank, "rank")
@@ -111,7 +117,9 @@ def discrepancies(
 ) -> list[torch.Tensor]:
     """The block discrepancies ``Ē_i = W̄_i − ∏_{l∈P_i} W_l``, one ``(D, D)`` per target layer.
 
-    ``partition`` defaults to the uniform partition. Chapter "Multi-layer FNN".
+    ``partition`` defaults to the uniform partition.
+
+    Introduced in :ref:`ch-multilayer`.
     """
     pair = check_pair(target, frozen)
     return _discrepancies(pair, blocks_of(pair, partition))
@@ -130,8 +138,9 @@ def required_rank(
     """Theorem 3's threshold ``max_i ⌈rank(W̄_i − ∏_{P_i} W_l) / |P_i|⌉`` (numerical rank).
 
     With the default uniform partition this is Theorem 3 (Lemma 2 when ``L̄ = 1``); with a given
-    ``partition`` it is the general-partition version for a common rank ``R``. Chapter
-    "Multi-layer FNN".
+    ``partition`` it is the general-partition version for a common rank ``R``.
+
+    Introduced in :ref:`ch-multilayer`.
     """
     pair = check_pair(target, frozen)
     blocks = blocks_of(pair, partition)
@@ -142,7 +151,10 @@ def required_rank(
 
 
 def corollary4_threshold(D: int, L: int, L_bar: int) -> int:
-    """Corollary 4's rank ``⌈D/M⌉``, ``M = ⌊L/L̄⌋``: exact for random models with probability 1."""
+    """Corollary 4's rank ``⌈D/M⌉``, ``M = ⌊L/L̄⌋``: exact for random models with probability 1.
+
+    Introduced in :ref:`ch-multilayer`.
+    """
     _check_depths(L, L_bar)
     checks.integer(D, "D", low=1)
     return math.ceil(D / (L // L_bar))
@@ -154,8 +166,10 @@ class ParameterCounts:
 
     LoRA: ``2RDL`` adapter weights plus ``DL`` re-tuned biases; target: ``D²L̄`` weights plus
     ``DL̄`` biases. At Corollary 4's rank ``2⌈D/M⌉DL ≥ 2D²L̄`` (equality iff ``M | D`` and
-    ``L̄ | L``): LoRA needs *at least* about twice the target's weight count (the seed's "at most
-    about twice" is wrong).
+    ``L̄ | L``): LoRA needs *at least* about twice the target's weight count (the
+    Korean-language analysis's "at most about twice" is wrong).
+
+    Introduced in :ref:`ch-multilayer`.
     """
 
     rank: int
@@ -173,7 +187,7 @@ class ParameterCounts:
 def parameter_counts(D: int, L: int, L_bar: int, rank: int | None = None) -> ParameterCounts:
     """:class:`ParameterCounts` at ``rank`` (default :func:`corollary4_threshold`).
 
-    Chapter "Multi-layer FNN".
+    Introduced in :ref:`ch-multilayer`.
     """
     threshold = corollary4_threshold(D, L, L_bar)
     rank = threshold if rank is None else checks.rank(rank, "rank", D)
@@ -186,7 +200,10 @@ def _tol(pair: Pair, i: int, block: list[int]) -> float:
 
 
 class PartitionChoice(NamedTuple):
-    """A partition (0-based blocks) and the common rank it needs for exact representation."""
+    """A partition (0-based blocks) and the common rank it needs for exact representation.
+
+    Introduced in :ref:`ch-multilayer`.
+    """
 
     partition: Partition
     rank: int
@@ -200,6 +217,8 @@ def optimal_partition(target: FNN, frozen: FNN) -> PartitionChoice:
     max(best(i−1, s), ⌈rank(W̄_i − W_{e−1} ⋯ W_s) / (e − s)⌉)``, i.e. ``O(L² L̄)`` numerical ranks.
     Ties go to the earliest block boundaries. Not in the paper, which fixes ``P^u``; the
     general-partition theorem says any partition works once the common rank reaches its cost.
+
+    Introduced in :ref:`ch-multilayer`.
     """
     pair = check_pair(target, frozen)
     ws, wbars = pair.frozen_weights, pair.target_weights
