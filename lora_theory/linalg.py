@@ -26,6 +26,42 @@ SINGULAR_CONDITION = 1.0 / float(torch.finfo(torch.float64).eps)
 ILL_CONDITIONED = 1e8
 
 
+#: Relative tolerance of a float64 construction that promises exactness: it must reach its
+#: optimum to ``EXACT_RTOL`` times the scale of the matrices involved (8 correct digits), or raise.
+EXACT_RTOL = 1e-8
+
+
+class ExactnessError(ValueError):
+    """A construction missed the tolerance it promises: the achieved error, the allowed error and
+    the place (layer or block) are in the message. The result is not returned.
+
+    Introduced in :ref:`ch-linear`.
+    """
+
+
+def exact_rtol(dtype: torch.dtype) -> float:
+    """The default tolerance of an exact construction in ``dtype``: :data:`EXACT_RTOL` in float64,
+    ``10⁴ · eps`` in float32.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    return max(EXACT_RTOL, 1e4 * torch.finfo(dtype).eps)
+
+
+def check_exact(where: str, achieved: float, optimum: float, scale: float, rtol: float) -> None:
+    """Raise :class:`ExactnessError` unless ``|achieved − optimum| ≤ rtol · scale``.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    allowed = rtol * scale
+    if not abs(achieved - optimum) <= allowed:  # also catches NaN
+        raise ExactnessError(
+            f"{where}: the construction reached error {achieved:.3e} where the optimum is "
+            f"{optimum:.3e}; allowed deviation {allowed:.3e} (rtol {rtol:.0e} × scale "
+            f"{scale:.3e}). The matrices it solves with are too ill-conditioned for this dtype."
+        )
+
+
 class AssumptionError(ValueError):
     """A theorem's hypothesis (typically a non-singularity assumption) fails for the given input.
 

@@ -34,7 +34,9 @@ from .checks import ArrayLike
 from .linalg import (
     AssumptionError,
     Conditioning,
+    check_exact,
     difference_tol,
+    exact_rtol,
     low_rank_approx,
     numerical_rank,
     product,
@@ -58,6 +60,8 @@ def check_inputs(
 
     Introduced in :ref:`ch-linear`.
     """
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     ws = checks.square_list(frozen, "frozen", dtype)
     wbar = checks.square(target, "target", dtype)
     if wbar.shape != ws[0].shape:
@@ -283,7 +287,11 @@ def _construct(
 
 
 def construct(
-    target: ArrayLike, frozen: Sequence[ArrayLike], rank: Ranks, dtype: torch.dtype = torch.float64
+    target: ArrayLike,
+    frozen: Sequence[ArrayLike],
+    rank: Ranks,
+    dtype: torch.dtype = torch.float64,
+    rtol: float | None = None,
 ) -> list[LoRAFactors]:
     """Lemma 1's adapters ``[(B_1, A_1), …, (B_L, A_L)]`` with ``rank(B_l A_l) ≤ R_l``.
 
@@ -299,14 +307,28 @@ def construct(
     one is ill-conditioned (see :func:`construction_conditioning`). Blocks beyond ``rank(E)`` get
     empty adapters and need no solve.
 
+    **Self-check.** Before returning, it measures ``‖∏_l (W_l + B_l A_l) − W̄‖₂`` and raises
+    :class:`~lora_theory.linalg.ExactnessError` unless it is within ``rtol · (‖W̄‖₂ + ‖∏_l W_l‖₂)``
+    of ``σ_{ΣR_l+1}(E)`` (``rtol`` defaults to :func:`~lora_theory.linalg.exact_rtol`: ``1e-8``
+    in float64): a wrong answer never comes back with only a warning.
+
     Introduced in :ref:`pf-lemma1`.
     """
     wbar, ws = check_inputs(target, frozen, dtype)
-    adapters, record = _construct(wbar, ws, layer_ranks(rank, len(ws), ws[0].shape[0]))
+    ranks = layer_ranks(rank, len(ws), ws[0].shape[0])
+    rtol = exact_rtol(dtype) if rtol is None else checks.real(rtol, "rtol", positive=True)
+    adapters, record = _construct(wbar, ws, ranks)
     for c in record.values():
         if c.ill_conditioned:
             msg = f"ill-conditioned solve in Lemma 1's construction: {c}"
             warnings.warn(msg, ConditioningWarning, stacklevel=2)
+    prod = product(ws)
+    achieved = float(torch.linalg.matrix_norm(adapted_product(ws, adapters) - wbar, 2))
+    optimum = float(sigma(wbar - prod, sum(ranks) + 1))
+    scale = float(torch.linalg.matrix_norm(wbar, 2) + torch.linalg.matrix_norm(prod, 2))
+    worst = max(record.values(), key=lambda c: c.condition, default=None)
+    where = "Lemma 1's construction" + (f" (worst solve {worst})" if worst else "")
+    check_exact(where, achieved, optimum, scale, rtol)
     return adapters
 
 

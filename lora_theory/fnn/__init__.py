@@ -5,6 +5,8 @@
   Corollary 4) and, beyond the paper, :func:`optimal_partition`;
 * :mod:`.construction` — Lemma 2, Theorem 3 and its general-partition version, and the
   construction behind Theorem 5;
+* :mod:`.certificate` — :func:`certify`: an interval-arithmetic bound on ``|f − f̄|`` over the box,
+  which every construction passes before it is returned;
 * :mod:`.assumptions` — Assumption 1 and Lemma 3.
 
 The random instances (:func:`box_sample`, :func:`truncated_normal_sample`,
@@ -20,6 +22,7 @@ from importlib import import_module
 
 from ..adapters import layer_ranks
 from .assumptions import Assumption1Report, AssumptionMargins, check_assumption, lemma3_margins
+from .certificate import Certificate, box_image, certify
 from .construction import BIAS_MARGIN, construct
 from .model import ACTIVATIONS, FNN, Pair, check_pair
 from .partitions import (
@@ -59,12 +62,15 @@ __all__ = [
     "BIAS_MARGIN",
     "FNN",
     "Assumption1Report",
+    "Certificate",
     "AssumptionMargins",
     "Pair",
     "ParameterCounts",
     "Partition",
     "PartitionChoice",
     "blocks_of",
+    "box_image",
+    "certify",
     "check_assumption",
     "check_pair",
     "check_partition",

@@ -14,26 +14,14 @@ import torch
 
 from .. import checks, linear
 from ..adapters import LoRAFactors, Ranks, layer_ranks
-from ..linalg import AssumptionError, Conditioning, product
+from ..linalg import AssumptionError, Conditioning, ExactnessError, product
+from .certificate import box_image, certify
 from .model import FNN, check_pair
 from .partitions import blocks_of
 
 #: Relative safety margin of the linearising biases: every linearised pre-activation stays at least
 #: ``BIAS_MARGIN · (1 + |lo| + |hi|)`` above zero on the input box, far above float64 round-off.
 BIAS_MARGIN = 1e-3
-
-
-def _box_image(
-    g: torch.Tensor, h: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact coordinate-wise range of ``z ↦ G z + h`` over the box ``lo ≤ z ≤ hi``.
-
-    With centre ``m = (lo+hi)/2`` and radius ``ρ = (hi−lo)/2``: ``G m + h ∓ |G| ρ``. For the cube
-    ``‖x‖_∞ ≤ c`` this is ``h_j ± c ‖G_j‖_1``.
-    """
-    centre = g @ ((lo + hi) / 2) + h
-    radius = g.abs() @ ((hi - lo) / 2)
-    return centre - radius, centre + radius
 
 
 class _Group(NamedTuple):
@@ -89,9 +77,9 @@ def _block_adapters(
         return out
     try:
         adapters = linear.construct(wbar, merged, group_ranks)
-    except AssumptionError as exc:  # Lemma 1 names the block's layers W_1, W_2, …: say which block
+    except (AssumptionError, ExactnessError) as exc:  # Lemma 1 numbers W_1, W_2, … in the block
         block = f"W_{first + 1}..W_{first + len(ws)}"
-        raise AssumptionError(
+        raise type(exc)(
             f"in the block of frozen layers {block} (numbered from 1 inside the block): {exc}"
         ) from exc
     for g, (b, a) in zip(groups, adapters, strict=True):
@@ -109,6 +97,7 @@ def construct(
     rank: Ranks,
     input_bound: float,
     partition: Sequence[Sequence[int]] | None = None,
+    rtol: float | None = None,
 ) -> FNN:
     """Adapt ``frozen`` (depth ``L``) to ``target`` (depth ``L̄ ≤ L``, width ``D``) on ``‖x‖_∞ ≤ c``.
 
@@ -155,6 +144,13 @@ def construct(
     With ``activation="identity"`` no linearisation is needed: non-final biases are ``0`` and the
     equality holds for every ``x``.
 
+    **Self-check.** The returned network is certified by :func:`~lora_theory.fnn.certify` on its
+    own parameters: every hidden ReLU provably active on the box, every block's product within
+    ``rtol`` (``1e-8`` in float64) of Lemma 1's optimum and its offset within ``rtol`` of ``b̄_i``,
+    each relative to the block's scale. Otherwise it raises
+    :class:`~lora_theory.linalg.ExactnessError` naming the block and the achieved and allowed
+    errors: a network off by more than the tolerance is never returned.
+
     Raises ``ValueError`` for bad inputs and :class:`~lora_theory.linalg.AssumptionError` when a
     matrix the construction must solve with is singular (see :func:`check_assumption`).
 
@@ -179,7 +175,7 @@ def construct(
         for w in adapted[:-1]:
             g, s = w @ g, w @ s
             if pair.activation == "relu":
-                pre_lo, pre_hi = _box_image(g, s, lo, hi)
+                pre_lo, pre_hi = box_image(g, s, lo, hi)
                 margin = BIAS_MARGIN * (1 + pre_lo.abs() + pre_hi.abs())
                 bias = margin - pre_lo
             else:
@@ -188,8 +184,10 @@ def construct(
             biases.append(bias)
         g, s = adapted[-1] @ g, adapted[-1] @ s
         biases.append(bbar - s)
-        lo, hi = _box_image(g, bbar, lo, hi)
+        lo, hi = box_image(g, bbar, lo, hi)
         if pair.activation == "relu":
             lo, hi = lo.clamp(min=0), hi.clamp(min=0)
         adapters += block_adapters
-    return FNN(pair.frozen_weights, biases, pair.activation, adapters)
+    adapted = FNN(pair.frozen_weights, biases, pair.activation, adapters)
+    certify(target, adapted, c, ranks, blocks, rtol)
+    return adapted
