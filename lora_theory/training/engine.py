@@ -199,7 +199,7 @@ def _fit(
         x, y = data.batch(step)
         losses, grad = stack.loss_and_grad(x, y)
         train_mse = torch.where(active, losses, train_mse)
-        bad = ~torch.isfinite(losses) | ~torch.isfinite(grad).all(1)
+        bad = ~torch.isfinite(losses)  # a non-finite gradient shows in the next step's loss
         diverged |= bad & active
         active &= ~bad
         if settings.stop_ratio is not None:
@@ -207,7 +207,7 @@ def _fit(
             active &= ~(losses < first_mse / settings.stop_ratio)
         if not bool(active.any()):
             break
-        adam.step(grad.nan_to_num_(0.0, 0.0, 0.0), active)
+        adam.step(grad, active)  # inactive runs (stopped, diverged) are left unchanged
         steps_run += active
         if progress is not None:
             progress(1)
