@@ -71,7 +71,7 @@ def test_fig1_construction_matches_population_mse():
     x, y = task.test_set(20_000)
     target = product(task.target.weights)
     for rank in (1, 4, 7):
-        measured = float((family("linear").construct(task, rank, x)(x) - y).square().mean())
+        measured = float((family("linear").construct(task, rank)(x) - y).square().mean())
         expected = linear.population_mse(target, task.frozen.weights, rank)
         assert measured == pytest.approx(expected, rel=0.05)
 
@@ -181,7 +181,7 @@ def test_unknown_figure_and_bad_panels():
         Panel("x", target_depth=1, depth=2, bias=False, tune_bias=True)
 
 
-def stand_in_construction(task, rank, calibration):
+def stand_in_construction(task, rank):
     """Replaces Theorem 3's construction to exercise the plumbing only."""
     return task.frozen
 

@@ -58,7 +58,7 @@ def diagonal_task(panel: Panel, width: int, seed: int) -> Task:
     return Task(Diagonal(target), Diagonal(frozen), seed, (width,))
 
 
-def diagonal_construction(task: Task, rank: int, calibration: torch.Tensor) -> Diagonal:
+def diagonal_construction(task: Task, rank: int) -> Diagonal:
     d = task.frozen.d.clone()
     d[:rank] = task.target.d[:rank]
     return Diagonal(d)

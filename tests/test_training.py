@@ -321,3 +321,24 @@ def test_frozen_weights_that_require_grad_do_not_break_fit():
         w.requires_grad_(True)
     result = fit([task], [Run(0, Trainable(lora_rank=2), 1e-2)], FitSettings(steps=3, n_test=50))
     assert math.isfinite(float(result.test_mse[0]))
+
+
+def test_a_failing_shard_stops_the_others_promptly(monkeypatch):
+    """Ctrl-C (or any error) in one shard ends the whole fit within a step, not at its end."""
+    from lora_theory.training import engine
+
+    tasks = [make_task(s, 1, 2, "relu", bias=True) for s in (0, 1)]
+    runs = [Run(s, Trainable(lora_rank=2), 1e-2) for s in (0, 1)]
+    steps_seen: list[int] = []
+    real_batch = engine._Data.batch
+
+    def batch(self, step):
+        steps_seen.append(step)
+        if step == 3 and len(self.tasks) == 1 and self.tasks[0] is tasks[0]:
+            raise KeyboardInterrupt
+        return real_batch(self, step)
+
+    monkeypatch.setattr(engine._Data, "batch", batch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tasks, runs, FitSettings(steps=100_000, n_val=0, n_test=0), workers=2)
+    assert max(steps_seen) < 1000  # the other shard did not run to the end

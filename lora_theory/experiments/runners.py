@@ -68,7 +68,7 @@ def construction_rows(
             task = tasks[(p.name, s)]
             x, y = task.test_set(work.n_test)
             for r in exp.ranks:
-                mse = _score(float((fam.construct(task, r, x)(x) - y).square().mean()))
+                mse = _score(float((fam.construct(task, r)(x) - y).square().mean()))
                 n_params = fam.n_params(exp.width, p, fam.construction_spec(p, r))
                 rows.append(Row(p.name, "construction", r, s, mse, n_params))
     return rows

@@ -29,6 +29,7 @@ Introduced in :ref:`sec-fig1`.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 
 import torch
@@ -156,11 +157,13 @@ def fit(
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     dev = resolve_device(str(device) if device is not None else None)
 
-    def one(ts: Sequence[Task], rs: Sequence[Run], report: Progress | None) -> FitResult:
-        return _fit(ts, rs, settings, stacked, dev, dtype, report)
+    def one(
+        ts: Sequence[Task], rs: Sequence[Run], report: Progress | None, stop: threading.Event
+    ) -> FitResult:
+        return _fit(ts, rs, settings, stacked, dev, dtype, report, stop)
 
     if dev.type != "cpu":
-        return one(tasks, runs, progress)
+        return one(tasks, runs, progress, threading.Event())
     if workers is not None:
         checks.integer(workers, "workers", low=1)
     return sharded(one, tasks, runs, workers or torch.get_num_threads(), progress)
@@ -174,8 +177,10 @@ def _fit(
     dev: torch.device,
     dtype: torch.dtype,
     progress: Progress | None,
+    stop: threading.Event,
 ) -> FitResult:
-    """One stacked fit of ``runs`` (see :func:`fit`)."""
+    """One stacked fit of ``runs`` (see :func:`fit`); raises ``KeyboardInterrupt`` at the next
+    step once ``stop`` is set (another shard failed or was interrupted)."""
     stack = stacked.build(tasks, runs, settings.init_std, dev, dtype)
     per_run = {"device": dev, "dtype": dtype}
     adam = BatchedAdam(
@@ -196,6 +201,8 @@ def _fit(
             selection.evaluate(stack, step)
         if step == settings.steps:
             break
+        if stop.is_set():
+            raise KeyboardInterrupt("stopped: another shard of this fit failed or was interrupted")
         x, y = data.batch(step)
         losses, grad = stack.loss_and_grad(x, y)
         train_mse = torch.where(active, losses, train_mse)

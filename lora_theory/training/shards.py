@@ -11,6 +11,7 @@ Introduced in :ref:`sec-fig1`.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -21,7 +22,9 @@ import torch
 from .data import FitResult, Run, Task
 
 Progress = Callable[[int], None]
-FitOne = Callable[[Sequence[Task], Sequence[Run], "Progress | None"], FitResult]
+#: ``fit_one(tasks, runs, progress, stop)``: one shard's fit; it returns early (raising
+#: ``KeyboardInterrupt``) once ``stop`` is set.
+FitOne = Callable[[Sequence[Task], Sequence[Run], "Progress | None", threading.Event], FitResult]
 
 
 @contextmanager
@@ -52,14 +55,16 @@ def sharded(
     progress: Progress | None,
 ) -> FitResult:
     """``fit_one`` on ``min(workers, len(runs))`` shards in threads, merged in the order of
-    ``runs``; the first shard reports progress.
+    ``runs``; the first shard reports progress. An exception in any shard, or Ctrl-C in the
+    calling thread, stops every shard within one step and is re-raised.
 
     Introduced in :ref:`sec-fig1`.
     """
     n = min(workers, len(runs))
+    stop = threading.Event()
     with _threads(1):
         if n == 1:
-            return fit_one(tasks, runs, progress)
+            return fit_one(tasks, runs, progress, stop)
         shards = split(runs, n)
         with ThreadPoolExecutor(n) as pool:
             futures = []
@@ -68,8 +73,13 @@ def sharded(
                 local = {t: j for j, t in enumerate(used)}
                 shard_runs = [replace(runs[i], task=local[runs[i].task]) for i in shard]
                 report = progress if k == 0 else None
-                futures.append(pool.submit(fit_one, [tasks[t] for t in used], shard_runs, report))
-            parts = [f.result() for f in futures]
+                shard_tasks = [tasks[t] for t in used]
+                futures.append(pool.submit(fit_one, shard_tasks, shard_runs, report, stop))
+            try:
+                parts = [f.result() for f in futures]
+            except BaseException:
+                stop.set()  # the other shards leave their loops at the next step
+                raise
     return merge(tasks, runs, shards, parts)
 
 

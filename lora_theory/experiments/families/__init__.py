@@ -33,8 +33,8 @@ class Family:
 
     * ``random_task(panel, width, seed)`` — the panel's random target and frozen model for a seed
       (a :class:`~lora_theory.training.Task`);
-    * ``construct(task, rank, calibration)`` — the analytic rank-``rank`` adaptation (a callable
-      model), given calibration inputs (e.g. to fix the box of an FNN construction);
+    * ``construct(task, rank)`` — the analytic rank-``rank`` adaptation (a callable model); it
+      may not look at any data of the task (e.g. an FNN construction's box is fixed in advance);
     * ``sweeps`` — for each trained method (``"gradient"``, ``"final_layers"``, …) the
       ``(rank column, trainable spec)`` pairs it runs;
     * ``shape_key(panel)`` — panels with equal keys train in one batched fit;
@@ -52,7 +52,7 @@ class Family:
 
     name: str
     random_task: Callable[[Panel, int, int], Task]
-    construct: Callable[[Task, int, torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]
+    construct: Callable[[Task, int], Callable[[torch.Tensor], torch.Tensor]]
     sweeps: Mapping[str, Sweep]
     shape_key: Callable[[Panel], Hashable]
     stacked: type[Stacked]
