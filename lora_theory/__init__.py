@@ -1,11 +1,19 @@
 """lora_theory: the package behind the executable textbook on Zeng & Lee (ICLR 2024),
 "The Expressive Power of Low-Rank Adaptation".
 
-Modules mirror the book's concepts (see the book's introduction for the chapter map):
-``linalg`` and ``adapters`` (primitives), ``linear`` (Lemma 1), ``fnn`` (Lemma 2, Theorem 3,
-Corollary 4), ``bounds`` (error bounds), ``training`` (batched gradient-based LoRA fitting),
-``experiments`` (the paper's experiments and the CLI), ``plotting`` and ``runtime``.
-Import submodules explicitly, e.g. ``from lora_theory import linear``.
+Modules mirror the book's concepts, imports go one way (top to bottom):
+
+* ``runtime`` (seeds, random streams, devices, quick/full mode), ``checks`` (the one validation
+  module), ``linalg`` (σ_i, LR_r, numerical rank, conditioning, the exactness check) and
+  ``adapters`` (LoRA factors, per-layer ranks, parameter counts) — the primitives;
+* ``linear`` (Lemma 1), ``fnn`` (the FNN model, partitions, Lemma 2, Theorem 3, Corollary 4,
+  Assumption 1, Lemma 3, certificates), ``instances`` (random and planted instances),
+  ``bounds`` (Lemma 2's and Theorem 5's error bounds) — the mathematics;
+* ``training`` (the model-generic batched engine) and ``experiments`` (model families, the
+  paper's experiments, their figures and the CLI); ``plotting`` (the book's figure style).
+
+Import submodules explicitly, e.g. ``from lora_theory import linear``. Every public function
+names, at the end of its docstring, the book section that introduces it.
 """
 
 __version__ = "0.1.0"
