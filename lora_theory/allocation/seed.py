@@ -88,10 +88,12 @@ def seed_proposal(U: ArrayLike, S: ArrayLike, R_total: int) -> LoRAFactors:
             f"R_total={r_total}: the seed's code reads U[:, i] and S[i] for i < {used}, but U has "
             f"{u.shape[1]} columns and S has {s.numel()} entries (the code raises IndexError)"
         )
+    # math.sqrt is correctly rounded like np.sqrt; torch's vectorised sqrt can differ by 1 ulp.
+    root = torch.tensor([math.sqrt(x) for x in s[:used].tolist()], dtype=torch.float64)
     b = torch.zeros(width, r_total, dtype=torch.float64)
-    b[:, :r1] = u[:, :r1] * torch.sqrt(s[:r1])
+    b[:, :r1] = u[:, :r1] * root[:r1]
     if tail_end > r1:
-        b[:, r1:tail_end] = u[:, r1:tail_end] * torch.sqrt(s[r1:tail_end]) * SEED_TAIL_SCALE
+        b[:, r1:tail_end] = u[:, r1:tail_end] * root[r1:tail_end] * SEED_TAIL_SCALE
     return LoRAFactors(b, b.T.clone())
 
 
