@@ -322,6 +322,7 @@ def test_gd_and_adam_decrease_the_loss(small_stack, method, lr):
     assert curves.shape == (4, 301)
     assert bool((curves[:, -1] < 0.2 * curves[:, 0]).all())
     best = (torch.linalg.svdvals(small_stack.residual[0])[3:] ** 2).sum()
+    torch.testing.assert_close(al.loss_floor(small_stack), best.expand(4))
     assert bool((curves[:, -1] >= best - 1e-9).all())  # Eckart–Young: never below the optimum
 
 
@@ -339,3 +340,21 @@ def test_gradient_loss_correlation():
     assert corr.pearson == pytest.approx(-1.0) and corr.spearman == pytest.approx(-1.0)
     tied = al.gradient_loss_correlation([1.0, 1.0, 2.0, 3.0], [4.0, 3.0, 2.0, 1.0], log_loss=False)
     assert -1.0 <= tied.spearman < -0.9
+
+
+@pytest.mark.parametrize("method", al.dynamics.METHODS)
+def test_train_matches_torch_optimisers(method):
+    g = torch.Generator().manual_seed(5)
+    e = torch.randn(5, 5, generator=g, dtype=torch.float64)
+    b0, a0 = al.gaussian_init(5, 2, g, 0.3)
+    b, a = b0.clone().requires_grad_(), a0.clone().requires_grad_()
+    opt = (torch.optim.SGD if method == "gd" else torch.optim.Adam)([b, a], lr=0.01)
+    want = []
+    for _ in range(20):
+        opt.zero_grad()
+        loss = ((b @ a - e) ** 2).sum()
+        want.append(float(loss.detach()))
+        loss.backward()
+        opt.step()
+    got = al.train(al.Stack(e, b0[None], a0[None]), method, 0.01, 19, alpha=2.0)
+    torch.testing.assert_close(got[0], torch.tensor(want, dtype=torch.float64))

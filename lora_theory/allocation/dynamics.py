@@ -127,6 +127,17 @@ def train(
     return curves.masked_fill(bad.cummax(dim=1).values, math.inf)
 
 
+def loss_floor(stack: Stack) -> torch.Tensor:
+    """The lowest loss any ``(B, A)`` of inner dimension ``r`` can reach on each run,
+    ``Σ_{i>r} σ_i(E_n)²`` (Eckart–Young–Mirsky; the scale ``s`` does not change it), shape ``(n,)``.
+    For PiSSA it is computed on its own residual ``E + LR_r(W₀)``, not on ``E``.
+
+    Introduced in :ref:`ch-allocation`.
+    """
+    e, b, _ = _check_stack(stack)
+    return (torch.linalg.svdvals(e)[:, b.shape[2] :] ** 2).sum(dim=1)
+
+
 class Tuned(NamedTuple):
     """A step-size search: the chosen ``lr``, its curves ``(n, steps + 1)``, and the final losses
     of every grid point ``(len(grid), n)``.
