@@ -109,6 +109,12 @@ def test_seed_setting_is_the_seeds(setting):
     torch.testing.assert_close(setting.target - setting.frozen, setting.E)
 
 
+def test_seed_proposal_with_no_rank(setting):
+    rep = al.analyse_seed_proposal(setting.E, 0)
+    assert rep.b_basis == rep.a_basis == "zero" and rep.rank == 0 and not rep.reallocated
+    assert rep.fro.seed == rep.fro.zero == rep.fro.eckart_young
+
+
 @pytest.mark.parametrize("r_total", [1, 8, 16, 64])
 def test_what_the_seeds_code_computes(setting, r_total):
     rep = al.analyse_seed_proposal(setting.E, r_total)

@@ -41,9 +41,10 @@ NORMS: tuple[str, ...] = ("fro", "spectral")
 
 
 def _matrix(x: ArrayLike, name: str) -> torch.Tensor:
+    """A 2-D float64 matrix with at least one row (it may have no columns)."""
     t = checks.tensor(x, name)
-    if t.ndim != 2 or 0 in t.shape:
-        raise ValueError(f"{name} must be a non-empty 2-D matrix, got shape {tuple(t.shape)}")
+    if t.ndim != 2 or t.shape[0] == 0:
+        raise ValueError(f"{name} must be a 2-D matrix with rows, got shape {tuple(t.shape)}")
     return t
 
 
@@ -72,7 +73,9 @@ def seed_proposal(U: ArrayLike, S: ArrayLike, R_total: int) -> LoRAFactors:
     seed's ``A`` transposed, ``(R_total, D)``, so ``B @ A`` is the seed's ``ΔW = B A_seedᵀ =
     Σ_i c_i² S_i u_i u_iᵀ``. Nothing is corrected. Where the seed's code would stop with an
     ``IndexError`` (it indexes ``U[:, i]`` and ``S[i]`` for ``i < max(R_1, min(R_total, D))``) this
-    raises ``ValueError`` saying so. Float64.
+    raises ``ValueError`` saying so. Inputs are converted to float64 first (for float64 input the
+    result is bit-for-bit the code's; for float32 input the code would form its products in
+    float32 before storing them in its float64 arrays).
 
     Introduced in :ref:`ch-allocation`.
     """
