@@ -1,0 +1,127 @@
+"""The seed's "singular-value-based adaptive rank allocation", examined, and optimal rank
+allocation across matrices.
+
+* :mod:`.seed` — :func:`seed_proposal` (the seed's code exactly as written), the seed's setting,
+  and the measurements of what it computes (factors, symmetry, definiteness, re-allocation,
+  objective, approximation errors);
+* :mod:`.optimal` — :func:`optimal_ranks` (exact allocation of a rank budget over several error
+  matrices), the uniform allocation and the residuals of an allocation;
+* :mod:`.inits` — initialisations of ``(B, A)`` and the initial gradient norm under several
+  readings;
+* :mod:`.dynamics` — full-batch GD and Adam on the matrix problem, step-size search, and the
+  correlation between initial gradient norm and final loss.
+
+Introduced in :ref:`ch-allocation`.
+"""
+
+from .dynamics import (
+    Correlation,
+    Stack,
+    Tuned,
+    gradient_loss_correlation,
+    loss_floor,
+    stack_starts,
+    train,
+    tune_step_size,
+)
+from .inits import (
+    INIT_NAMES,
+    LOSSES,
+    WRTS,
+    PiSSAInit,
+    Reading,
+    Start,
+    direction_gradients,
+    gaussian_init,
+    gradient_norm,
+    gradient_norm_table,
+    gradients,
+    initialise,
+    lora_scale,
+    loss_value,
+    pissa_init,
+    seed_init,
+    seed_init_v,
+    seed_uniform_init,
+    standard_init,
+)
+from .optimal import (
+    OBJECTIVES,
+    Comparison,
+    compare_allocations,
+    optimal_ranks,
+    residuals,
+    spectrum,
+    total_residual,
+    uniform_ranks,
+)
+from .seed import (
+    Errors,
+    SeedReport,
+    SeedSetting,
+    analyse_seed_proposal,
+    approximation_errors,
+    columns_per_direction,
+    definiteness,
+    factor_basis,
+    is_symmetric,
+    random_orthogonal,
+    seed_formula_delta,
+    seed_objective,
+    seed_objective_values,
+    seed_proposal,
+    seed_setting,
+)
+
+__all__ = [
+    "INIT_NAMES",
+    "LOSSES",
+    "OBJECTIVES",
+    "WRTS",
+    "Comparison",
+    "Correlation",
+    "Errors",
+    "PiSSAInit",
+    "Reading",
+    "SeedReport",
+    "SeedSetting",
+    "Stack",
+    "Start",
+    "Tuned",
+    "analyse_seed_proposal",
+    "approximation_errors",
+    "columns_per_direction",
+    "compare_allocations",
+    "definiteness",
+    "direction_gradients",
+    "factor_basis",
+    "gaussian_init",
+    "gradient_loss_correlation",
+    "gradient_norm",
+    "gradient_norm_table",
+    "gradients",
+    "initialise",
+    "is_symmetric",
+    "lora_scale",
+    "loss_floor",
+    "loss_value",
+    "optimal_ranks",
+    "pissa_init",
+    "random_orthogonal",
+    "residuals",
+    "seed_formula_delta",
+    "seed_init",
+    "seed_init_v",
+    "seed_objective",
+    "seed_objective_values",
+    "seed_proposal",
+    "seed_setting",
+    "seed_uniform_init",
+    "spectrum",
+    "stack_starts",
+    "standard_init",
+    "total_residual",
+    "train",
+    "tune_step_size",
+    "uniform_ranks",
+]
