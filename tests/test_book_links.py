@@ -45,6 +45,18 @@ def public_objects() -> list[tuple[str, str, object]]:
 
 
 LABELS = book_labels()
+#: Chapters whose modules landed before their text: the label the modules cite and the issue that
+#: writes the chapter. A pending label must not exist yet, so this test fails as soon as the chapter
+#: defines it, and the entry goes.
+PENDING = {
+    "ch-transformer": "Chapter 5, Transformers (issue 10)",
+    "ch-final-layers": "Chapter 6, LoRA vs final layers (issue 11)",
+    "ch-allocation": "Chapter 7, adaptive rank allocation (issue 12)",
+}
+
+
+def test_pending_chapters_are_really_pending():
+    assert not set(PENDING) & LABELS, "a pending chapter exists now: remove it from PENDING"
 
 
 @pytest.mark.parametrize(("module", "name", "obj"), public_objects(), ids=lambda v: str(v)[:40])
@@ -52,7 +64,8 @@ def test_public_docstring_cites_a_book_section(module, name, obj):
     doc = inspect.getdoc(obj) or ""
     match = CITATION.search(doc)
     assert match, f"{module}.{name}: docstring must end with 'Introduced in :ref:`label`.'"
-    assert match.group(1) in LABELS, f"{module}.{name} cites {match.group(1)!r}, not in book/"
+    label = match.group(1)
+    assert label in LABELS or label in PENDING, f"{module}.{name} cites {label!r}, not in book/"
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -64,7 +77,7 @@ def test_module_docstrings_cite_existing_sections_and_no_private_files(module):
     for text in texts:
         assert "PAPER_SPEC" not in text and "seeds/" not in text
         for label in re.findall(r":ref:`(?:[^<`]*<)?([a-z0-9-]+)>?`", text):
-            assert label in LABELS, f"{module} cites {label!r}, not in book/"
+            assert label in LABELS or label in PENDING, f"{module} cites {label!r}, not in book/"
 
 
 def test_the_book_defines_the_labels_the_package_uses():
