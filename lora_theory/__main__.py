@@ -1,4 +1,4 @@
-"""``python -m lora_theory …`` and the console script ``lora-theory``: :mod:`.experiments.cli`."""
+"""``python -m lora_theory …`` and the console script ``lora-theory``: ``.experiments.cli``."""
 
 from .experiments.cli import main
 

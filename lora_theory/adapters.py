@@ -2,7 +2,8 @@
 
 Orientation follows PEFT (``lora_B``: ``(D, R)``, ``lora_A``: ``(R, D)``), so analytic adapters load
 into PEFT without transposes. No ``α / r`` scaling, as in the paper's code. This module is also the
-one home of per-layer ranks (:func:`layer_ranks`) and of LoRA's parameter count
+one home of per-layer ranks (:func:`~lora_theory.adapters.layer_ranks`) and of LoRA's parameter
+count
 (:func:`n_lora_params`).
 
 Introduced in :ref:`ch-linear`.

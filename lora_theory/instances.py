@@ -98,7 +98,8 @@ def example_partition_gap(
 ) -> PartitionExample:
     """A model where a non-uniform partition needs a lower rank than the uniform one.
 
-    The frozen network (``L = Σ block_sizes`` layers) is :meth:`FNN.random`; target layer ``i`` is
+    The frozen network (``L = Σ block_sizes`` layers) is :meth:`~lora_theory.fnn.FNN.random`;
+    target layer ``i`` is
     the product of the frozen layers of planted block ``P_i`` plus a random perturbation of rank
     ``discrepancy_ranks[i]`` (default: ``1`` for the first block, ``D`` for the others). So the
     planted partition needs ``max_i ⌈k_i / |P_i|⌉`` while other partitions see generic, full-rank

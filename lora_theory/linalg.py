@@ -40,7 +40,7 @@ class ExactnessError(ValueError):
 
 
 def exact_rtol(dtype: torch.dtype) -> float:
-    """The default tolerance of an exact construction in ``dtype``: :data:`EXACT_RTOL` in float64,
+    """The default tolerance of an exact construction in ``dtype``: ``EXACT_RTOL`` in float64,
     ``10⁴ · eps`` in float32.
 
     Introduced in :ref:`ch-linear`.
@@ -165,12 +165,12 @@ class Conditioning:
 
     @property
     def singular(self) -> bool:
-        """True when the condition number reaches :data:`SINGULAR_CONDITION`."""
+        """True when the condition number reaches ``SINGULAR_CONDITION``."""
         return self.condition >= SINGULAR_CONDITION
 
     @property
     def ill_conditioned(self) -> bool:
-        """True when the condition number reaches :data:`ILL_CONDITIONED`."""
+        """True when the condition number reaches ``ILL_CONDITIONED``."""
         return self.condition >= ILL_CONDITIONED
 
     def __str__(self) -> str:

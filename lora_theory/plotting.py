@@ -1,7 +1,7 @@
 """The book's figure style: one colour, marker and legend label per method, panel sizes.
 
 Only the style lives here; the figure-drawing functions live next to the experiments
-(:mod:`lora_theory.experiments.plots`).
+(``lora_theory.experiments.plots``).
 
 Introduced in :ref:`sec-fig1`.
 """
@@ -20,7 +20,7 @@ _SPARE = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab
 
 
 def method_style(method: str) -> dict[str, str]:
-    """The style of ``method``: :data:`METHOD_STYLE`'s entry, or a stable spare colour and its
+    """The style of ``method``: ``METHOD_STYLE``'s entry, or a stable spare colour and its
     own name as the label for a method that a later family adds.
 
     Introduced in :ref:`sec-fig1`.

@@ -1,14 +1,14 @@
 """The seed's "singular-value-based adaptive rank allocation", examined, and optimal rank
 allocation across matrices.
 
-* :mod:`.seed` — :func:`seed_proposal` (the seed's code exactly as written), the seed's setting,
+* ``.seed`` — :func:`seed_proposal` (the seed's code exactly as written), the seed's setting,
   and the measurements of what it computes (factors, symmetry, definiteness, re-allocation,
   objective, approximation errors);
-* :mod:`.optimal` — :func:`optimal_ranks` (exact allocation of a rank budget over several error
+* ``.optimal`` — :func:`optimal_ranks` (exact allocation of a rank budget over several error
   matrices), the uniform allocation and the residuals of an allocation;
-* :mod:`.inits` — initialisations of ``(B, A)`` and the initial gradient norm under several
+* ``.inits`` — initialisations of ``(B, A)`` and the initial gradient norm under several
   readings;
-* :mod:`.dynamics` — full-batch GD and Adam on the matrix problem, step-size search, and the
+* ``.dynamics`` — full-batch GD and Adam on the matrix problem, step-size search, and the
   correlation between initial gradient norm and final loss.
 
 Introduced in :ref:`ch-allocation`.

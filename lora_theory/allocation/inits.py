@@ -156,7 +156,7 @@ def initialise(
     generator: torch.Generator,
     std: float | None = None,
 ) -> Start:
-    """The named initialisation (one of :data:`INIT_NAMES`) for adapting ``frozen`` ``W₀`` towards
+    """The named initialisation (one of ``INIT_NAMES``) for adapting ``frozen`` ``W₀`` towards
     ``target`` ``W̄`` (both ``(D, D)``) with rank ``rank``: ``"standard"``, ``"gaussian"`` (draw
     from ``generator`` with ``std``, default ``1/√D``), ``"seed"``, ``"seed_v"``,
     ``"seed_uniform"`` (from the SVD of ``E = W̄ − W₀``; ``generator`` unused), ``"pissa"`` (from

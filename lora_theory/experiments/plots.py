@@ -3,7 +3,7 @@
 :func:`plot_mse_vs_rank` takes the tidy rows of :func:`lora_theory.experiments.run` (or of a CSV
 written by the CLI) and plots, per panel, the median test MSE over seeds of every method against
 the LoRA rank (log scale), with a dashed line at the rank threshold where the construction becomes
-exact, in the book's style (:mod:`lora_theory.plotting`).
+exact, in the book's style (``lora_theory.plotting``).
 
 Introduced in :ref:`sec-fig1`.
 """

@@ -1,6 +1,6 @@
 """Tidy result rows, their CSV form and the per-seed median the figures plot.
 
-One :class:`Row` per run after model selection, with the columns of :data:`COLUMNS` (the CLI's
+One :class:`Row` per run after model selection, with the columns of ``COLUMNS`` (the CLI's
 ``DIR/<figure>.csv``). ``rank`` is the LoRA rank ``R``, or the number ``k`` of tuned final layers
 for ``method = "final_layers"``; ``n_params`` is the trainable parameter count of
 :meth:`lora_theory.training.Trainable.n_params` (``2RDL``, plus ``DL`` when biases are tuned).
@@ -99,7 +99,7 @@ def _row_problem(row: object) -> str | None:
 
 
 def write_csv(rows: Iterable[Row], path: str | Path) -> Path:
-    """Write ``rows`` under a header line of :data:`COLUMNS`, atomically; return ``path``.
+    """Write ``rows`` under a header line of ``COLUMNS``, atomically; return ``path``.
 
     Every row is checked first (``ValueError`` naming the 1-based row and the column; nothing is
     written). The text goes to a temporary file in the same folder, is flushed and fsync'ed, then
@@ -140,9 +140,9 @@ def read_csv(path: str | Path) -> list[Row]:
     """The rows of a file written by :func:`write_csv`, every field checked.
 
     Raises ``ValueError`` naming the file, the 1-based line and the column when the file is empty,
-    the header is not :data:`COLUMNS`, a line has the wrong number of fields or a bad value
+    the header is not ``COLUMNS``, a line has the wrong number of fields or a bad value
     (``rank``/``seed``/``n_params`` non-negative integers, ``test_mse`` a float ``>= 0`` or NaN,
-    ``method`` in :data:`METHODS`), malformed quoting, or no line break after the last line (a
+    ``method`` in ``METHODS``), malformed quoting, or no line break after the last line (a
     truncated file); a missing file raises ``FileNotFoundError`` naming it.
 
     Introduced in :ref:`sec-fig1`.

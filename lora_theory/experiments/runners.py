@@ -166,11 +166,12 @@ def run(
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> list[Row]:
-    """All rows of ``experiment`` (a name of :data:`~.settings.EXPERIMENTS` or an
+    """All rows of ``experiment`` (a name of ``settings.EXPERIMENTS`` or an
     :class:`~.settings.Experiment`).
 
     ``mode`` ``"quick"``/``"full"`` picks the figure's :class:`Budget` (default:
-    :func:`runtime.mode`); ``budget`` overrides it (tests use a tiny one). Rows are ordered by
+    :func:`~lora_theory.runtime.mode`); ``budget`` overrides it (tests use a tiny one). Rows are
+    ordered by
     panel, method, rank, seed. A tqdm progress bar goes to stderr unless ``progress=False``.
 
     Introduced in :ref:`sec-fig1`.

@@ -21,10 +21,10 @@ class Panel:
     """One panel: adapt a frozen depth-``L`` model to a target of depth ``L̄`` of one family.
 
     ``name`` is the CSV's ``panel`` value; ``family`` names a registered model family
-    (:mod:`lora_theory.experiments.families`: ``"linear"``, ``"fnn"``, …); ``bias``: the models
+    (``lora_theory.experiments.families``: ``"linear"``, ``"fnn"``, …); ``bias``: the models
     have bias vectors; ``tune_bias``: the gradient runs train all biases too (only with
     ``bias``); ``pretrained``: the frozen model is first trained towards the target
-    (:func:`lora_theory.experiments.tasks.pretrain`); ``options``: family-specific settings as
+    (``experiments.tasks.pretrain``); ``options``: family-specific settings as
     ``(name, value)`` pairs (e.g. heads and tokens of a Transformer).
 
     Introduced in :ref:`sec-fig1`.

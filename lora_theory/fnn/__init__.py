@@ -1,16 +1,18 @@
 """The paper's fully connected networks and LoRA's exact representation of a smaller one.
 
-* :mod:`.model` — :class:`FNN` (``z_l = ReLU(W_l z_{l−1} + b_l)``) and the (target, frozen) check;
-* :mod:`.partitions` — partitions of the frozen layers, discrepancies, thresholds (Theorem 3,
+* ``.model`` — :class:`FNN` (``z_l = ReLU(W_l z_{l−1} + b_l)``) and the (target, frozen) check;
+* ``.partitions`` — partitions of the frozen layers, discrepancies, thresholds (Theorem 3,
   Corollary 4) and, beyond the paper, :func:`optimal_partition`;
-* :mod:`.construction` — Lemma 2, Theorem 3 and its general-partition version, and the
+* ``.construction`` — Lemma 2, Theorem 3 and its general-partition version, and the
   construction behind Theorem 5;
-* :mod:`.certificate` — :func:`certify`: an interval-arithmetic bound on ``|f − f̄|`` over the box,
+* ``.certificate`` — :func:`certify`: an interval-arithmetic bound on ``|f − f̄|`` over the box,
   which every construction passes before it is returned;
-* :mod:`.assumptions` — Assumption 1 and Lemma 3.
+* ``.assumptions`` — Assumption 1 and Lemma 3.
 
-The random instances (:func:`box_sample`, :func:`truncated_normal_sample`,
-:func:`flat_spectrum_target`, :func:`example_partition_gap`) live in :mod:`lora_theory.instances`
+The random instances (:func:`~lora_theory.instances.box_sample`,
+:func:`~lora_theory.instances.truncated_normal_sample`,
+:func:`~lora_theory.instances.flat_spectrum_target`,
+:func:`~lora_theory.instances.example_partition_gap`) live in ``lora_theory.instances``
 and are re-exported here on first use (``instances`` builds networks, so it imports this package).
 
 Introduced in :ref:`ch-fnn-one-layer`.
@@ -40,7 +42,7 @@ from .partitions import (
     uniform_partition,
 )
 
-#: Names served from :mod:`lora_theory.instances`.
+#: Names served from ``lora_theory.instances``.
 _INSTANCES = (
     "PartitionExample",
     "box_sample",

@@ -85,7 +85,8 @@ def lemma3_margins(
 ) -> AssumptionMargins:
     """Lemma 3 in numbers: how far from singular Assumption 1's matrices are for random models.
 
-    Draws ``n_draws`` independent (target, frozen) pairs with :meth:`FNN.random` (continuous
+    Draws ``n_draws`` independent (target, frozen) pairs with :meth:`~lora_theory.fnn.FNN.random`
+    (continuous
     entries) and returns, for each, the worst ``σ_min`` and condition number reported by
     :func:`check_assumption`; both tensors have shape ``(n_draws,)``. Lemma 3 says the matrices are
     non-singular with probability 1, so ``sigma_min > 0`` for every draw.

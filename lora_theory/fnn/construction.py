@@ -104,7 +104,8 @@ def construct(
     Lemma 2 (:ref:`ch-fnn-one-layer`) when ``L̄ = 1``, Theorem 3 (:ref:`ch-multilayer`) with
     the uniform partition by default, its general-partition version when ``partition`` is given
     (0-based blocks, see :func:`check_partition`). ``rank`` is one ``R`` or per-layer ranks
-    (``0`` allowed in a list, see :func:`layer_ranks`). Returns an :class:`FNN` with the frozen
+    (``0`` allowed in a list, see :func:`~lora_theory.adapters.layer_ranks`). Returns an
+    :class:`FNN` with the frozen
     weights, ``adapters`` (one ``LoRAFactors`` per frozen layer) and re-tuned biases, in float64.
 
     Block ``i`` (layers ``P_i``, target layer ``(W̄_i, b̄_i)``):

@@ -26,17 +26,15 @@ ACTIVATIONS = ("relu", "identity")
 class FNN:
     """``FNN_{L,D}(x) = z_L``, ``z_0 = x``, ``z_l = act(W_l z_{l-1} + b_l)`` for ``l = 1..L``.
 
-    Parameters
-    ----------
-    weights
+    ``weights``
         ``[W_1, …, W_L]``, each ``(D, D)``, ordered from input to output.
-    biases
+    ``biases``
         ``[b_1, …, b_L]``, each ``(D,)``; ``None`` means a model without biases (all zero,
         ``has_bias`` is ``False``).
-    activation
+    ``activation``
         ``"relu"`` (the paper's FNN, applied after every layer including the last) or
         ``"identity"`` (the linear model of Lemma 1).
-    adapters
+    ``adapters``
         Optional ``[(B_1, A_1), …]`` with ``B_l: (D, r_l)``, ``A_l: (r_l, D)``; the layer then
         uses ``W_l + B_l A_l``.
 

@@ -1,14 +1,14 @@
 """Batched gradient-based training of adapters, for any model family with a stacked form.
 
-* :mod:`.data` — :class:`Task`, :class:`Run`, :class:`FitSettings`, :class:`FitResult`,
+* ``.data`` — :class:`Task`, :class:`Run`, :class:`FitSettings`, :class:`FitResult`,
   :func:`select_by_validation`;
-* :mod:`.stacked` — :class:`Stacked`, the form through which a family joins the engine;
-* :mod:`.engine` — :func:`fit`;
-* :mod:`.adam` — :class:`BatchedAdam`;
-* :mod:`.shards` — CPU sharding.
+* ``.stacked`` — :class:`Stacked`, the form through which a family joins the engine;
+* ``.engine`` — :func:`fit`;
+* ``.adam`` — :class:`BatchedAdam`;
+* ``.shards`` — CPU sharding.
 
 Training knows nothing about experiments: the families (linear, FNN, …) declare their stacked forms
-in :mod:`lora_theory.experiments.families`.
+in ``lora_theory.experiments.families``.
 
 Introduced in :ref:`sec-fig1`.
 """

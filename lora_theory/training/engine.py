@@ -146,7 +146,7 @@ def fit(
 
     On the CPU the runs are split into ``workers`` shards (default: torch's thread count, i.e. the
     cores), trained side by side in Python threads that each run single-threaded torch ops
-    (:mod:`~lora_theory.training.shards`). On a GPU all runs form one batch.
+    (``lora_theory.training.shards``). On a GPU all runs form one batch.
 
     Introduced in :ref:`sec-fig1`.
     """

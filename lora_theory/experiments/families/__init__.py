@@ -66,7 +66,7 @@ FAMILIES: dict[str, Family] = {}
 
 
 def register(family: Family) -> Family:
-    """Add ``family`` to :data:`FAMILIES` (a new name only) and return it.
+    """Add ``family`` to ``FAMILIES`` (a new name only) and return it.
 
     Introduced in :ref:`sec-fig1`.
     """
