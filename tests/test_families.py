@@ -12,7 +12,7 @@ import torch
 
 from lora_theory import experiments
 from lora_theory.experiments import FAMILIES, Budget, Experiment, Family, Panel
-from lora_theory.experiments.families.fnn import FNNAutogradStack, FNNStack, Trainable
+from lora_theory.experiments.families.fnn import FNNStack, Trainable
 from lora_theory.runtime import generator
 from lora_theory.training import FitSettings, Run, Stacked, Task, fit
 
@@ -124,18 +124,6 @@ def test_unknown_family_and_method_fail_before_any_work(toy_family):
         experiments.run(dataclasses.replace(exp, panels=(bad,)), progress=False)
     with pytest.raises(ValueError, match="already registered"):
         experiments.register(TOY)
-
-
-def test_generic_autograd_equals_the_hand_written_fnn_gradient():
-    task = experiments.random_task(Panel("p", 2, 4), 8, 3)
-    runs = [Run(0, Trainable(lora_rank=r, tune_bias=True), 1e-2) for r in (1, 3, 8)]
-    runs.append(Run(0, Trainable(final_layers=2), 1e-3))
-    settings = FitSettings(steps=25, n_test=300, eval_every=5)
-    by_hand = fit([task], runs, settings, stacked=FNNStack)
-    generic = fit([task], runs, settings, stacked=FNNAutogradStack)
-    torch.testing.assert_close(by_hand.test_mse, generic.test_mse, rtol=1e-9, atol=0)
-    for name in by_hand.params:
-        torch.testing.assert_close(by_hand.params[name], generic.params[name])
 
 
 @pytest.mark.parametrize("bad", [None, "fnn", FNNStack.build])

@@ -124,7 +124,10 @@ class Stacked(ABC):
         p = self.params(flat)
         if runs is not None:
             p = {n: t[runs] for n, t in p.items()}
-        return _MSE.apply(self.forward(p, x), y)
+        pred = self.forward(p, x)
+        if torch.is_grad_enabled():
+            return _MSE.apply(pred, y)
+        return _MSE.value(pred.sub_(y))
 
     def loss_and_grad(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training MSE ``ℓ_c`` ``(C,)`` and ``∂ℓ_c/∂flat`` ``(C, P)`` by autograd, on per-task
@@ -147,10 +150,15 @@ class _MSE(torch.autograd.Function):
     of a small fit's time on broadcast copies)."""
 
     @staticmethod
+    def value(residual: torch.Tensor) -> torch.Tensor:
+        """``‖r_c‖² / m`` per config of the residual ``r``."""
+        return torch.linalg.vector_norm(residual.flatten(1), dim=1).square() / residual[0].numel()
+
+    @staticmethod
     def forward(ctx, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         residual = pred - y
         ctx.save_for_backward(residual)
-        return torch.linalg.vector_norm(residual.flatten(1), dim=1).square() / residual[0].numel()
+        return _MSE.value(residual)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]

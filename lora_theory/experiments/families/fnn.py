@@ -71,10 +71,9 @@ class FNNStack(Stacked):
     ``lora_a: (C, L, R_max, D)``, ``lora_b: (C, L, D, R_max)``.
 
     Adapters already on a frozen model are merged into its weights: the engine trains the model
-    it is given. The gradient is back-propagated by hand into reused buffers
-    (:meth:`loss_and_grad`); ``benchmarks/bench_engine.py`` measures it against the engine's
-    generic autograd path (:class:`FNNAutogradStack`) end to end, and it is kept because it is
-    faster there (the ratio is in the benchmark's docstring).
+    it is given. Gradients come from the engine's autograd path; the first engine's hand-written
+    backward pass was removed after ``benchmarks/bench_engine.py`` measured it no faster end to
+    end (0.97× autograd's configurations/s on the Figure 1 sweep).
 
     Introduced in :ref:`sec-fig1`.
     """
@@ -149,45 +148,6 @@ class FNNStack(Stacked):
                 h = torch.relu(h)
         return h
 
-    @torch.no_grad()
-    def loss_and_grad(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training MSE ``ℓ_c`` ``(C,)`` and ``∂ℓ_c/∂flat`` ``(C, P)`` on the per-task batch
-        ``(x, y)`` (each ``(T, n, D)``), back-propagated by hand.
-
-        With ``δ_L = h_L − y`` and ``δ_{l−1} = (δ_l W_l) ⊙ act′``: ``∂ℓ/∂W_l = s δ_lᵀ h_{l−1}``,
-        ``∂ℓ/∂b_l = s Σ_i δ_l``, ``s = 2/(nD)``; through the adapter ``W_l + B_l A_l``:
-        ``∂ℓ/∂B_l = (∂ℓ/∂W_l) A_lᵀ`` and ``∂ℓ/∂A_l = B_lᵀ (∂ℓ/∂W_l)``.
-        """
-        p = self.params()
-        w = self.effective(p)
-        states = [self.gather(x, "x")]
-        for layer in range(w.shape[1]):
-            h = self.buffer(f"h{layer}", states[0].shape)
-            torch.bmm(states[-1], w[:, layer].mT, out=h)
-            if self.has_bias:
-                h += p["bias"][:, layer, None, :]
-            states.append(torch.relu_(h) if self.activation == "relu" else h)
-        delta = torch.sub(states[-1], self.gather(y, "y"), out=self.buffer("delta", h.shape))
-        scale = 2 / delta[0].numel()
-        losses = torch.linalg.vector_norm(delta, dim=(1, 2)).square() * (scale / 2)
-        grad_w, grad_b = [], []
-        for layer in range(w.shape[1] - 1, -1, -1):
-            if self.activation == "relu":
-                off = self.buffer("off", delta.shape, torch.bool)
-                delta.masked_fill_(torch.le(states[layer + 1], 0, out=off), 0.0)
-            grad_w.append(delta.mT @ states[layer])
-            if "bias" in self.trained:
-                grad_b.append(delta.sum(1))
-            if layer:
-                delta = torch.bmm(delta, w[:, layer], out=self.buffer(f"d{layer}", delta.shape))
-        grads = {"weight": torch.stack(grad_w[::-1], 1).mul_(scale)}
-        if grad_b:
-            grads["bias"] = torch.stack(grad_b[::-1], 1).mul_(scale)
-        if self.r_max:
-            grads["lora_b"] = grads["weight"] @ p["lora_a"].mT
-            grads["lora_a"] = p["lora_b"].mT @ grads["weight"]
-        return losses, torch.cat([grads[n].flatten(1) for n in self.trained], 1)
-
     @staticmethod
     def model(task: Task, run: Run, params: Mapping[str, torch.Tensor]) -> FNN:
         rank = run.trainable.lora_rank
@@ -201,16 +161,6 @@ class FNNStack(Stacked):
             activation=task.frozen.activation,
             adapters=adapters if rank else None,
         )
-
-
-class FNNAutogradStack(FNNStack):
-    """:class:`FNNStack` with the engine's generic autograd gradient instead of the hand-written
-    one: the reference the tests and the engine benchmark compare against.
-
-    Introduced in :ref:`sec-fig1`.
-    """
-
-    loss_and_grad = Stacked.loss_and_grad
 
 
 def random_task(panel: Panel, width: int, seed: int) -> Task:
