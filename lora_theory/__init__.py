@@ -3,8 +3,10 @@
 
 Modules mirror the book's concepts (see the book's introduction for the chapter map):
 ``linalg`` and ``adapters`` (primitives), ``linear`` (Lemma 1), ``fnn`` (Lemma 2, Theorem 3,
-Corollary 4), ``bounds`` (error bounds), ``training`` (batched gradient-based LoRA fitting),
-``experiments`` (the paper's experiments and the CLI), ``plotting`` and ``runtime``.
+Corollary 4), ``bounds`` (error bounds), ``final_layers`` (Lemma 4: LoRA vs tuning the final
+layers), ``interop`` (the book's adapted FNNs as PEFT models; imports ``peft``), ``training``
+(batched gradient-based LoRA fitting), ``experiments`` (the paper's experiments and the CLI),
+``plotting`` and ``runtime``.
 Import submodules explicitly, e.g. ``from lora_theory import linear``.
 """
 
