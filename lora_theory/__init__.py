@@ -8,9 +8,12 @@ Modules mirror the book's concepts, imports go one way (top to bottom):
   ``adapters`` (LoRA factors, per-layer ranks, parameter counts) — the primitives;
 * ``linear`` (Lemma 1), ``fnn`` (the FNN model, partitions, Lemma 2, Theorem 3, Corollary 4,
   Assumption 1, Lemma 3, certificates), ``instances`` (random and planted instances),
-  ``bounds`` (Lemma 2's and Theorem 5's error bounds) — the mathematics;
+  ``bounds`` (Lemma 2's and Theorem 5's error bounds), ``final_layers`` (Lemma 4: LoRA vs
+  tuning the final layers), ``allocation`` (the adaptive-allocation proposal and the optimal
+  allocation) — the mathematics;
 * ``training`` (the model-generic batched engine) and ``experiments`` (model families, the
-  paper's experiments, their figures and the CLI); ``plotting`` (the book's figure style).
+  paper's experiments, their figures and the CLI); ``plotting`` (the book's figure style);
+  ``interop`` (the book's adapted FNNs as PEFT models and back; imports ``peft``).
 
 Import submodules explicitly, e.g. ``from lora_theory import linear``. Every public function
 names, at the end of its docstring, the book section that introduces it.

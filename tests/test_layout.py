@@ -20,11 +20,11 @@ LAYERS = [
     "bounds",
     "transformer",
     "final_layers",
-    "interop",
     "allocation",
     "training",
     "plotting",
     "experiments",
+    "interop",
 ]
 SOURCES = sorted(PACKAGE.rglob("*.py"))
 
