@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import linear
-from ..linalg import Conditioning, difference_tol, numerical_rank
+from ..linalg import AssumptionError, Conditioning, difference_tol, numerical_rank
 from .model import TFN, check_tfn_pair
 
 
@@ -75,11 +75,16 @@ def calibration(target: TFN, frozen: TFN) -> list[torch.Tensor]:
 
 def subproblems(target: TFN, frozen: TFN) -> list[SubProblem]:
     """The ``2LH + 1`` sub-problems (module docstring), block by block, query–key then
-    value–output per head, the output problem last; float64.
+    value–output per head, the output problem last; float64. Raises
+    :class:`~lora_theory.linalg.AssumptionError` when a matrix it solves with (``W_{1l}``,
+    ``W_{2l}``) is numerically singular.
 
     Introduced in :ref:`ch-transformer`.
     """
     check_tfn_pair(target, frozen)
+    for c in weight_conditioning(target, frozen):
+        if c.singular:
+            raise AssumptionError(f"Assumption 4 fails: {c} is numerically singular")
     t = {k: v.double() for k, v in target.effective().items()}
     f = {k: v.double() for k, v in frozen.effective().items()}
     out = []
@@ -213,8 +218,11 @@ class Assumption4Report:
 
     @property
     def closest(self) -> tuple[str, Conditioning]:
-        """The sub-problem closest to singular and its worst matrix (largest condition number)."""
-        return max(((n, r.worst) for n, r in self.problems), key=lambda p: p[1].condition)
+        """The sub-problem closest to singular and its worst matrix (largest condition number);
+        when a weight matrix is singular the sub-problems are undefined (``problems`` is empty)
+        and this is that matrix."""
+        named = [(n, r.worst) for n, r in self.problems] or [(c.name, c) for c in self.weights]
+        return max(named, key=lambda p: p[1].condition)
 
     @property
     def worst(self) -> Conditioning:
@@ -236,8 +244,11 @@ def check_assumption(target: TFN, frozen: TFN, rank: int) -> Assumption4Report:
 
     Introduced in :ref:`ch-transformer`.
     """
-    problems = subproblems(target, frozen)
+    weights = weight_conditioning(target, frozen)
+    if any(c.singular for c in weights):
+        return Assumption4Report(weights, ())
     reports = tuple(
-        (s.name, linear.diagnose(s.target, [s.first, s.second], rank)) for s in problems
+        (s.name, linear.diagnose(s.target, [s.first, s.second], rank))
+        for s in subproblems(target, frozen)
     )
-    return Assumption4Report(weight_conditioning(target, frozen), reports)
+    return Assumption4Report(weights, reports)
