@@ -16,6 +16,7 @@ Run: ``python benchmarks/bench_transformer.py`` (CPU, float64).
 from __future__ import annotations
 
 import math
+
 import torch
 from timing import best_of
 
