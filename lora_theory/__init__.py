@@ -3,7 +3,8 @@
 
 Modules mirror the book's concepts (see the book's introduction for the chapter map):
 ``linalg`` and ``adapters`` (primitives), ``linear`` (Lemma 1), ``fnn`` (Lemma 2, Theorem 3,
-Corollary 4), ``bounds`` (error bounds), ``training`` (batched gradient-based LoRA fitting),
+Corollary 4), ``bounds`` (error bounds), ``transformer`` (the paper's Transformer, the gaps
+``G_i`` and Theorem 7), ``training`` (batched gradient-based LoRA fitting),
 ``experiments`` (the paper's experiments and the CLI), ``plotting`` and ``runtime``.
 Import submodules explicitly, e.g. ``from lora_theory import linear``.
 """
