@@ -142,7 +142,9 @@ class TFN:
                 for b, row in enumerate(grid)
             )
         return TFNAdapters(
-            **grids, w_2=one(adapters.w_2, "adapters.w_2"), w_out=one(adapters.w_out, "w_out")
+            **grids,
+            w_2=one(adapters.w_2, "adapters.w_2"),
+            w_out=one(adapters.w_out, "adapters.w_out"),
         )
 
     @property
