@@ -8,7 +8,8 @@ Modules mirror the book's concepts, imports go one way (top to bottom):
   ``adapters`` (LoRA factors, per-layer ranks, parameter counts) — the primitives;
 * ``linear`` (Lemma 1), ``fnn`` (the FNN model, partitions, Lemma 2, Theorem 3, Corollary 4,
   Assumption 1, Lemma 3, certificates), ``instances`` (random and planted instances),
-  ``bounds`` (Lemma 2's and Theorem 5's error bounds), ``final_layers`` (Lemma 4: LoRA vs
+  ``bounds`` (Lemma 2's and Theorem 5's error bounds), ``transformer`` (the paper's
+  Transformer, the gaps ``G_i``, Assumption 4 and Theorem 7), ``final_layers`` (Lemma 4: LoRA vs
   tuning the final layers), ``allocation`` (the adaptive-allocation proposal and the optimal
   allocation) — the mathematics;
 * ``training`` (the model-generic batched engine) and ``experiments`` (model families, the

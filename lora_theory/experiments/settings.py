@@ -172,6 +172,11 @@ class Experiment:
         return self
 
 
+#: The Transformer experiment's architecture beyond ``D`` and ``L``: ``H = 2`` heads, ``N = 10``
+#: tokens (the paper's E3).
+TFN_OPTIONS: tuple[tuple[str, object], ...] = (("heads", 2), ("tokens", 10))
+
+
 def _random_and_pretrained(prefix: str, **kw: object) -> tuple[Panel, Panel]:
     return (
         Panel(f"{prefix}random", pretrained=False, **kw),  # type: ignore[arg-type]
@@ -188,6 +193,8 @@ def _random_and_pretrained(prefix: str, **kw: object) -> tuple[Panel, Panel]:
 #:   notebook, the lr × wd grid point is chosen by validation).
 #: * ``flt`` (E4): ReLU, ``L̄ = 1, L = 8``; LoRA (``gradient``) vs ``final_layers`` (``rank``: k).
 #: * ``depth`` (E9): ReLU, ``L̄ = 1``, ``L = 2, 4, …, 14``, gradient only; ``Lbar1-L{L}-random``.
+#: * ``tfn`` (E3): Transformers, ``D = 16``, ``H = 2``, ``N = 10``, ``L̄ = L ∈ {1, 2}``;
+#:   ``L{L}-{random,pretrained}``.
 EXPERIMENTS: dict[str, Experiment] = {
     "fig1": Experiment(
         name="fig1",
@@ -245,6 +252,22 @@ EXPERIMENTS: dict[str, Experiment] = {
         # Seven depths up to 14 layers: one seed, and only ranks that include every threshold.
         quick=replace(QUICK_RELU, seeds=(0,)),
         quick_ranks=(1, 2, 3, 4, 8, 16),
+    ),
+    "tfn": Experiment(
+        name="tfn",
+        title="Transformer approximation (E3)",
+        chapter="Transformers",
+        panels=tuple(
+            panel
+            for depth in (1, 2)
+            for panel in _random_and_pretrained(
+                f"L{depth}-", target_depth=depth, depth=depth, family="tfn", options=TFN_OPTIONS
+            )
+        ),
+        # A Transformer step costs ~50x an FNN step on a CPU: one seed, one learning rate,
+        # 200 steps, and the ranks of the paper code's reference table (threshold 8).
+        quick=replace(QUICK_RELU, steps=200, seeds=(0,), eval_every=10),
+        quick_ranks=(1, 4, 7, 8, 12, 16),
     ),
 }
 

@@ -97,6 +97,7 @@ def family(name: str) -> Family:
 
 
 from . import fnn as _fnn  # noqa: E402  (registers "linear" and "fnn")
+from . import tfn as _tfn  # noqa: E402  (registers "tfn")
 
 __all__ = ["FAMILIES", "Family", "Sweep", "family", "register", "unregister"]
-del _fnn
+del _fnn, _tfn
