@@ -117,9 +117,10 @@ def seed_constant_counterexample(generator: torch.Generator | None = None) -> Se
     ``‖Σ‖_F (Σ_{i>RL} σ_i⁴(E))^{1/2} = 4√14 ≈ 14.97``. Among adapted networks whose ReLUs are *all
     active* on the box, 14 is optimal: such a network is affine, its weight change has rank
     ``≤ RL``, and EYM in Frobenius norm bounds ``E‖f − f̄‖² ≥ Σ_{i>2} σ_i² = 14``. Affine is not
-    enough: a hidden unit switched off on the whole box keeps ``f`` affine and adds a free rank-one
-    change, and rank-1 adapters with one unit off reach about 13.65 on this instance (chapter
-    "One-layer FNN", section ``sec-lemma2-bound``). Whether other adapters meet ``‖Σ‖_F σ²`` is open.
+    enough: a hidden unit switched off on the whole box keeps ``f`` affine and adds a free
+    rank-one change, and rank-1 adapters with one unit off reach about 13.65 on this instance
+    (chapter "One-layer FNN", section ``sec-lemma2-bound``). Whether other adapters meet
+    ``‖Σ‖_F σ²`` is open.
     """
     g = torch.Generator().manual_seed(0) if generator is None else generator
     width = 16

@@ -5,8 +5,9 @@ width (1400 px) and a phone width (420 px). After MathJax has typeset the page, 
 
 * **clipped display math**: a display equation wider than the box it sits in (it is cut off or
   needs a scroll bar), or reaching past the right edge of the viewport;
-* **clipped code or output**: a code cell or printed output wider than its box;
-* **raw TeX**: ``$$``, ``\\begin`` or ``\\end{`` left in the visible text (math that did not render);
+* **clipped code or output**: a code cell or printed output wider than its box
+  (scrolling counts as clipped);
+* **raw TeX**: ``$$``, ``\\begin`` or ``\\end{`` left in the visible text (unrendered math);
 * **missing images**: an ``<img>`` that did not load.
 
 Independently of the browser, every link ``page.html#anchor`` and ``#anchor`` of the built pages is
@@ -153,9 +154,16 @@ def browser_findings(exe: str, page: Path, width: int, tmp: Path) -> list[list[s
     probe_page.write_text(text.replace("</body>", PROBE + "</body>"), encoding="utf-8")
     try:
         cmd = [
-            exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-            f"--user-data-dir={tmp / 'profile'}", "--allow-file-access-from-files",
-            f"--window-size={width},1000", "--virtual-time-budget=30000", "--dump-dom",
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp / 'profile'}",
+            "--allow-file-access-from-files",
+            f"--window-size={width},1000",
+            "--virtual-time-budget=30000",
+            "--dump-dom",
             probe_page.as_uri(),
         ]
         dom = subprocess.run(cmd, capture_output=True, text=True, timeout=180).stdout
@@ -189,7 +197,7 @@ def main() -> int:
     for line in problems:
         print(line)
     n = len(pages) * len(WIDTHS)
-    print(f"check_book: {len(problems)} problem(s) on {len(pages)} pages at {WIDTHS} px ({n} loads)")
+    print(f"check_book: {len(problems)} problem(s), {len(pages)} pages at {WIDTHS} px ({n} loads)")
     return 1 if problems else 0
 
 
