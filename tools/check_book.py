@@ -77,10 +77,13 @@ PROBE = r"""
     pre.textContent = JSON.stringify(out);
     document.body.appendChild(pre);
   }
+  let tries = 0;
   function ready() {
     const mj = window.MathJax;
     if (mj && mj.startup && mj.startup.promise) {
       mj.startup.promise.then(() => setTimeout(measure, 200));
+    } else if (++tries > 50) {
+      measure();  // a page without math never loads MathJax
     } else {
       setTimeout(ready, 100);
     }
