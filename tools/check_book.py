@@ -4,7 +4,9 @@ Every page of ``_build/html`` listed in ``_toc.yml`` is loaded in headless Chrom
 width (1400 px) and a phone width (420 px). After MathJax has typeset the page, a script measures:
 
 * **clipped display math**: a display equation wider than the box it sits in (it is cut off or
-  needs a scroll bar), or reaching past the right edge of the viewport;
+  needs a scroll bar), or reaching past the right edge of the viewport; **clipped inline math**:
+  a formula in the text that runs past the right edge of its paragraph (MathJax cannot break it;
+  formulas in table cells are exempt, since wide tables scroll sideways on a phone);
 * **clipped code or output**: a code cell or printed output wider than its box
   (scrolling counts as clipped);
 * **raw TeX**: ``$$``, ``\\begin`` or ``\\end{`` left in the visible text (unrendered math);
@@ -44,7 +46,8 @@ PROBE = r"""
     const out = [];
     const vw = document.documentElement.clientWidth;
     const label = (el) => (el.textContent || "").replace(/\s+/g, " ").trim().slice(0, 70);
-    document.querySelectorAll('mjx-container[display="true"]').forEach((c) => {
+    const main = document.querySelector("article") || document.body;  // not the sidebars
+    main.querySelectorAll('mjx-container[display="true"]').forEach((c) => {
       const math = c.querySelector("mjx-math") || c;
       const w = math.getBoundingClientRect().width;
       const box = c.parentElement.getBoundingClientRect();
@@ -53,6 +56,30 @@ PROBE = r"""
       if (w > c.clientWidth + 1 || w > box.width + 1 || r > vw + 1) {
         out.push(["clipped math", `${eq} width ${Math.round(w)} px in a box of ` +
                   `${Math.round(Math.min(c.clientWidth, box.width))} px`]);
+      }
+    });
+    const tex = (c) => {
+      try {
+        const items = window.MathJax.startup.document.getMathItemsWithin(c);
+        return items.length ? items[0].math : label(c);
+      } catch (e) {
+        return label(c);
+      }
+    };
+    main.querySelectorAll("mjx-container:not([display])").forEach((c) => {
+      if (c.closest("td, th")) return;  // wide tables scroll sideways on a phone, by design
+      const block = c.closest("p, li, dd, div");
+      if (!block) return;
+      const r = (c.querySelector("mjx-math") || c).getBoundingClientRect().right;
+      let limit = Math.min(block.getBoundingClientRect().right, vw);
+      for (let a = c.parentElement; a && a !== main; a = a.parentElement) {
+        if (getComputedStyle(a).overflowX !== "visible") {
+          limit = Math.min(limit, a.getBoundingClientRect().right);
+        }
+      }
+      if (r > limit + 1) {
+        out.push(["clipped inline math", `${Math.round(r - limit)} px past the text: $` +
+                  tex(c).slice(0, 90) + "$"]);
       }
     });
     document.querySelectorAll("div.highlight pre, div.cell_output pre, div.output pre")
@@ -88,7 +115,11 @@ PROBE = r"""
       setTimeout(ready, 100);
     }
   }
-  window.addEventListener("load", ready);
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", ready);
+  } else {
+    ready();
+  }
 })();
 </script>
 """.replace("__MARKER__", MARKER)
@@ -151,10 +182,36 @@ def broken_anchors(html_dir: Path, pages: list[Path]) -> list[tuple[str, str, st
     return found
 
 
+WRAPPER = """<!DOCTYPE html><html><body style="margin:0">
+<iframe id="page" src="{src}" style="border:0;width:{width}px;height:1000px"></iframe>
+<script>
+  // Headless Chromium will not make its window narrower than 500 px: the page is laid out in
+  // an iframe of exactly the width under test, and the probe's result is copied out of it.
+  function copy() {{
+    const doc = document.getElementById("page").contentDocument;
+    const found = doc && doc.getElementById("{marker}");
+    if (found) {{
+      const pre = document.createElement("pre");
+      pre.id = "{marker}";
+      pre.textContent = found.textContent;
+      document.body.appendChild(pre);
+    }} else {{
+      setTimeout(copy, 100);
+    }}
+  }}
+  copy();
+</script></body></html>
+"""
+
+
 def browser_findings(exe: str, page: Path, width: int, tmp: Path) -> list[list[str]]:
     probe_page = page.with_name(f".check-{page.name}")
+    wrapper = page.with_name(f".check-wrapper-{page.name}")
     text = page.read_text(encoding="utf-8")
     probe_page.write_text(text.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    wrapper.write_text(
+        WRAPPER.format(src=probe_page.name, width=width, marker=MARKER), encoding="utf-8"
+    )
     try:
         cmd = [
             exe,
@@ -162,16 +219,17 @@ def browser_findings(exe: str, page: Path, width: int, tmp: Path) -> list[list[s
             "--no-sandbox",
             "--disable-gpu",
             "--hide-scrollbars",
-            f"--user-data-dir={tmp / 'profile'}",
+            f"--user-data-dir={tempfile.mkdtemp(dir=tmp)}",  # a fresh profile for every load
             "--allow-file-access-from-files",
-            f"--window-size={width},1000",
-            "--virtual-time-budget=30000",
+            f"--window-size={width + 100},1100",
+            "--virtual-time-budget=60000",
             "--dump-dom",
-            probe_page.as_uri(),
+            wrapper.as_uri(),
         ]
         dom = subprocess.run(cmd, capture_output=True, text=True, timeout=180).stdout
     finally:
         probe_page.unlink()
+        wrapper.unlink()
     m = re.search(rf'<pre id="{MARKER}">(.*?)</pre>', dom, re.S)
     if not m:
         return [["no result", "the page did not finish loading or MathJax did not start"]]
@@ -195,7 +253,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for page in pages:
             for width in WIDTHS:
-                for kind, detail in browser_findings(exe, page, width, Path(tmp)):
+                for _ in range(3):  # a heavy page occasionally misses the time budget: retry
+                    found = browser_findings(exe, page, width, Path(tmp))
+                    if not (found and found[0][0] == "no result"):
+                        break
+                for kind, detail in found:
                     problems.append(f"{page.relative_to(html_dir)} @{width}px: {kind}: {detail}")
     for line in problems:
         print(line)

@@ -19,6 +19,8 @@ echo "colab-alone: fresh virtual environment (torch, a notebook runner; no lora_
 "$python" -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q --upgrade pip
 "$work/venv/bin/python" -m pip install -q "$torch_spec" nbclient ipykernel
+unset PYTHONPATH
+cd "$work"  # not the repository root, where lora_theory/ would be importable from the cwd
 if "$work/venv/bin/python" -c "import lora_theory" 2>/dev/null; then
   echo "colab-alone: lora_theory is already importable in the fresh environment" >&2
   exit 1
@@ -30,5 +32,6 @@ name=$(basename "$chapter").ipynb
 echo "colab-alone: running $name alone in an empty folder"
 (cd "$work/run" && LORA_THEORY_SOURCE="$wheel" LORA_THEORY_MODE=quick \
   "$work/venv/bin/jupyter-execute" --timeout=600 "$name")
-"$work/venv/bin/python" -c "import lora_theory; print('colab-alone: installed', lora_theory.__file__)"
+(cd "$work/run" && "$work/venv/bin/python" -c \
+  "import lora_theory; print('colab-alone: installed', lora_theory.__file__)")
 echo "colab-alone: OK"
