@@ -214,7 +214,7 @@ def render_markdown(text: str, labels: Labels, bib: dict[str, tuple[str, str]]) 
 
 def install_cell_ok(nb: dict) -> bool:
     first = next(c for c in nb["cells"] if c["cell_type"] == "code")
-    return "".join(first["source"]).startswith(INSTALL_CELL)
+    return "".join(first["source"]).startswith(INSTALL_CELL.rstrip("\n"))
 
 
 def colab_copy(name: str, labels: Labels, bib: dict[str, tuple[str, str]]) -> dict:
