@@ -11,7 +11,7 @@ MATHJAX_DIR := _build/mathjax
 BOOK_MODE   ?= quick
 STAMP       := $(VENV)/.installed
 
-.PHONY: install book test lint format execute bench clean
+.PHONY: install book test lint format execute bench clean check-book colab colab-alone
 
 install: $(STAMP)
 
@@ -40,9 +40,26 @@ $(MATHJAX_DIR)/mathjax/es5/tex-mml-chtml.js:
 	rm -rf $(MATHJAX_DIR)/npm
 
 # Executes every chapter (quick mode unless BOOK_MODE=full) and fails on any warning.
-book: $(STAMP) $(MATHJAX_DIR)/mathjax/es5/tex-mml-chtml.js
+book: $(STAMP) $(MATHJAX_DIR)/mathjax/es5/tex-mml-chtml.js colab
 	rm -rf _build/html _build/.jupyter_cache
 	LORA_THEORY_MODE=$(BOOK_MODE) $(BIN)/jupyter-book build . -W -n --keep-going
+
+# Colab-ready copies of the chapters (MyST rendered as plain Markdown) in colab/book/; the
+# launch buttons open them. tests/test_colab_copies.py fails when they are out of date.
+colab:
+	$(PYTHON) tools/colab.py
+
+# A Colab-ready chapter alone in an empty folder, in a fresh venv, installing the package from a
+# wheel built from this tree through its own install cell (needs the package index for torch).
+colab-alone:
+	PYTHON=$(PYTHON) TORCH_SPEC="$(TORCH_SPEC)" tools/colab_alone.sh $(CHAPTER)
+
+# The built book in a real browser (headless Chromium, 1400 px and 420 px): fails on clipped
+# display math, clipped code or output, raw TeX, missing images and broken in-page anchors.
+# Needs `make book` first and a Chromium binary (Debian: apt-get install chromium).
+check-book:
+	test -d _build/html || { echo "check-book: run 'make book' first"; exit 1; }
+	$(PYTHON) tools/check_book.py _build/html
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -61,6 +78,7 @@ execute: $(STAMP)
 	for nb in book/*.ipynb; do \
 	  (cd book && LORA_THEORY_MODE=quick ../$(BIN)/jupyter execute --inplace --timeout=600 \
 	    "$$(basename $$nb)") || exit 1; done
+	$(PYTHON) tools/colab.py
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python "$$b" || exit 1; done

@@ -309,7 +309,7 @@ def construct(
 
     **Self-check.** Before returning, it measures ``‖∏_l (W_l + B_l A_l) − W̄‖₂`` and raises
     :class:`~lora_theory.linalg.ExactnessError` unless it is within ``rtol · (‖W̄‖₂ + ‖∏_l W_l‖₂)``
-    of ``σ_{ΣR_l+1}(E)`` (``rtol`` defaults to :func:`~lora_theory.linalg.exact_rtol`: ``1e-8``
+    of ``σ_{ΣR_l+1}(E)`` (``rtol`` defaults to :func:`~lora_theory.linalg.exact_rtol`: ``1e-7``
     in float64): a wrong answer never comes back with only a warning.
 
     Introduced in :ref:`pf-lemma1`.

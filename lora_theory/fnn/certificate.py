@@ -82,7 +82,7 @@ def certify(
     Lemma 1 optimum each block must reach. Raises :class:`~lora_theory.linalg.ExactnessError`
     naming the block, the achieved and the allowed error when a hidden ReLU is not provably
     active on the box, or a block misses its optimum by more than ``rtol`` (default
-    :func:`~lora_theory.linalg.exact_rtol`, ``1e-8`` in float64) times its scale.
+    :func:`~lora_theory.linalg.exact_rtol`, ``1e-7`` in float64) times its scale.
 
     Introduced in :ref:`ch-multilayer`.
     """

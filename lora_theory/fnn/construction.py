@@ -79,9 +79,10 @@ def _block_adapters(
         adapters = linear.construct(wbar, merged, group_ranks)
     except (AssumptionError, ExactnessError) as exc:  # Lemma 1 numbers W_1, W_2, … in the block
         block = f"W_{first + 1}..W_{first + len(ws)}"
-        raise type(exc)(
-            f"in the block of frozen layers {block} (numbered from 1 inside the block): {exc}"
-        ) from exc
+        message = f"in the block of frozen layers {block} (numbered from 1 inside the block): {exc}"
+        if isinstance(exc, ExactnessError):
+            raise ExactnessError(message, exc.achieved, exc.optimum, exc.allowed) from exc
+        raise AssumptionError(message) from exc
     for g, (b, a) in zip(groups, adapters, strict=True):
         for j in range(g.stop - 1, g.active, -1):  # T⁻¹ B = W_{k+1}⁻¹ ⋯ W_{stop−1}⁻¹ B
             b = _solve(ws[j], b, f"W_{first + j + 1}")
@@ -147,7 +148,7 @@ def construct(
 
     **Self-check.** The returned network is certified by :func:`~lora_theory.fnn.certify` on its
     own parameters: every hidden ReLU provably active on the box, every block's product within
-    ``rtol`` (``1e-8`` in float64) of Lemma 1's optimum and its offset within ``rtol`` of ``b̄_i``,
+    ``rtol`` (``1e-7`` in float64) of Lemma 1's optimum and its offset within ``rtol`` of ``b̄_i``,
     each relative to the block's scale. Otherwise it raises
     :class:`~lora_theory.linalg.ExactnessError` naming the block and the achieved and allowed
     errors: a network off by more than the tolerance is never returned.
