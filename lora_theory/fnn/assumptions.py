@@ -91,7 +91,7 @@ def lemma3_margins(
     :func:`check_assumption`; both tensors have shape ``(n_draws,)``. Lemma 3 says the matrices are
     non-singular with probability 1, so ``sigma_min > 0`` for every draw.
 
-    Introduced in :ref:`pf-lemma3`.
+    Introduced in :ref:`sec-assumption1`.
     """
     rows = []
     for _ in range(n_draws):
