@@ -364,3 +364,74 @@ def test_train_matches_torch_optimisers(method):
         opt.step()
     got = al.train(al.Stack(e, b0[None], a0[None]), method, 0.01, 19, alpha=2.0)
     torch.testing.assert_close(got[0], torch.tensor(want, dtype=torch.float64))
+
+
+# --- practice: PEFT's LoRA, PiSSA and AdaLoRA on independent linear layers -----------------------
+
+from lora_theory.allocation import practice as pr  # noqa: E402
+
+
+def small_task(seed=0):
+    return pr.spectrum_task((0.5, 0.9), torch.Generator().manual_seed(seed), width=8)
+
+
+def test_spectrum_task_has_the_requested_spectra():
+    task = pr.spectrum_task((0.5, 0.8), torch.Generator().manual_seed(1), width=6, sigma_1=2.0)
+    for d, w, t, e in zip((0.5, 0.8), *task, strict=True):
+        torch.testing.assert_close(t - w, e)
+        torch.testing.assert_close(
+            torch.linalg.svdvals(e), 2.0 * d ** torch.arange(6, dtype=torch.float64)
+        )
+
+
+def test_base_model_reads_off_its_weights():
+    task = small_task()
+    model = pr.ParallelLinear(task.frozen, dtype=torch.float64)
+    for w, f in zip(pr.effective_weights(model, 8), task.frozen, strict=True):
+        torch.testing.assert_close(w, f)
+    expected = torch.stack([torch.linalg.matrix_norm(e) ** 2 for e in task.discrepancies])
+    torch.testing.assert_close(pr.layer_losses(model, task), expected)
+
+
+def test_peft_lora_starts_at_zero_update_and_reaches_eckart_young():
+    pytest.importorskip("peft")
+    task = small_task()
+    ranks = al.optimal_ranks(task.discrepancies, 4)
+    torch.manual_seed(0)
+    model = pr.peft_model(task, "lora", ranks)
+    start = pr.layer_losses(model, task)
+    zero = torch.stack([torch.linalg.matrix_norm(e) ** 2 for e in task.discrepancies])
+    torch.testing.assert_close(start, zero, rtol=1e-5, atol=1e-6)
+    curve = pr.fit(model, task, 400, 1e-2)
+    floor = al.total_residual(task.discrepancies, ranks)
+    assert curve[-1] == pytest.approx(floor, rel=1e-3, abs=1e-5)
+
+
+def test_peft_pissa_leaves_the_model_unchanged_at_start():
+    pytest.importorskip("peft")
+    task = small_task()
+    model = pr.peft_model(task, "pissa", [1, 2])
+    for w, f in zip(pr.effective_weights(model, 8), task.frozen, strict=True):
+        torch.testing.assert_close(w, f, rtol=1e-4, atol=1e-5)
+
+
+def test_peft_adalora_keeps_the_budget():
+    pytest.importorskip("peft")
+    task = small_task()
+    torch.manual_seed(0)
+    model = pr.peft_model(task, "adalora", [2, 2], total_step=60)
+    curve = pr.fit(model, task, 60, 1e-2, adalora=True)
+    assert sum(pr.adalora_ranks(model)) <= 4
+    assert curve[-1] < curve[0]
+
+
+def test_practice_bad_input():
+    with pytest.raises(ValueError, match="decays"):
+        pr.spectrum_task((1.5,), torch.Generator())
+    with pytest.raises(ValueError, match="decays"):
+        pr.spectrum_task((), torch.Generator())
+    pytest.importorskip("peft")
+    with pytest.raises(ValueError, match="ranks"):
+        pr.peft_model(small_task(), "lora", [0, 0])
+    with pytest.raises(ValueError, match="divisible"):
+        pr.peft_model(small_task(), "adalora", [1, 2], total_step=10)

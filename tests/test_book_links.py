@@ -51,7 +51,6 @@ LABELS = book_labels()
 PENDING = {
     "ch-transformer": "Chapter 5, Transformers (issue 10)",
     "ch-final-layers": "Chapter 6, LoRA vs final layers (issue 11)",
-    "ch-allocation": "Chapter 7, adaptive rank allocation (issue 12)",
 }
 
 

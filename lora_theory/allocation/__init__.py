@@ -9,11 +9,14 @@ allocation across matrices.
 * ``.inits`` — initialisations of ``(B, A)`` and the initial gradient norm under several
   readings;
 * ``.dynamics`` — full-batch GD and Adam on the matrix problem, step-size search, and the
-  correlation between initial gradient norm and final loss.
+  correlation between initial gradient norm and final loss;
+* ``.practice`` — PEFT's LoRA with a static ``rank_pattern``, PiSSA and AdaLoRA on a small
+  network of independent linear layers (imports ``peft`` only when used).
 
 Introduced in :ref:`ch-allocation`.
 """
 
+from . import practice
 from .dynamics import (
     Correlation,
     Stack,
@@ -107,6 +110,7 @@ __all__ = [
     "loss_value",
     "optimal_ranks",
     "pissa_init",
+    "practice",
     "random_orthogonal",
     "residuals",
     "seed_formula_delta",
