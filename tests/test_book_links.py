@@ -50,7 +50,6 @@ LABELS = book_labels()
 #: defines it, and the entry goes.
 PENDING = {
     "ch-transformer": "Chapter 5, Transformers (issue 10)",
-    "ch-final-layers": "Chapter 6, LoRA vs final layers (issue 11)",
 }
 
 
