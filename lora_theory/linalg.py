@@ -11,6 +11,7 @@ Introduced in :ref:`ch-linear`.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,8 @@ def exact_rtol(dtype: torch.dtype) -> float:
 
     Introduced in :ref:`ch-linear`.
     """
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     return max(EXACT_RTOL, 1e4 * torch.finfo(dtype).eps)
 
 
@@ -53,6 +56,12 @@ def check_exact(where: str, achieved: float, optimum: float, scale: float, rtol:
 
     Introduced in :ref:`ch-linear`.
     """
+    if isinstance(achieved, bool) or not isinstance(achieved, numbers.Real):
+        raise ValueError(f"achieved must be a real number, got {achieved!r}")
+    achieved = float(achieved)  # NaN or inf is a missed tolerance, raised below
+    optimum = checks.real(optimum, "optimum", non_negative=True)
+    scale = checks.real(scale, "scale", non_negative=True)
+    rtol = checks.real(rtol, "rtol", positive=True)
     allowed = rtol * scale
     if not abs(achieved - optimum) <= allowed:  # also catches NaN
         raise ExactnessError(
@@ -74,8 +83,17 @@ def product(mats: Sequence[torch.Tensor]) -> torch.Tensor:
 
     Introduced in :ref:`ch-linear`.
     """
-    if not mats:
+    if isinstance(mats, (str, bytes)) or not isinstance(mats, (Sequence, torch.Tensor)):
+        raise ValueError(f"mats must be a list of matrices, got {type(mats).__name__}")
+    if len(mats) == 0:
         raise ValueError("product of an empty list is undefined here; pass at least one matrix")
+    mats = [checks.matrix(m, f"mats[{i}]") for i, m in enumerate(mats)]
+    for i in range(1, len(mats)):
+        if mats[i].shape[1] != mats[i - 1].shape[0] or mats[i].dtype != mats[0].dtype:
+            raise ValueError(
+                f"mats[{i}] of shape {tuple(mats[i].shape)} ({mats[i].dtype}) cannot follow "
+                f"mats[{i - 1}] of shape {tuple(mats[i - 1].shape)} ({mats[i - 1].dtype})"
+            )
     out = mats[0]
     for m in mats[1:]:
         out = m @ out
@@ -87,7 +105,7 @@ def singular_values(a: torch.Tensor) -> torch.Tensor:
 
     Introduced in :ref:`ch-linear`.
     """
-    return torch.linalg.svdvals(a)
+    return torch.linalg.svdvals(checks.matrix(a, "a"))
 
 
 def sigma(a: torch.Tensor, i: int) -> torch.Tensor:
@@ -96,6 +114,7 @@ def sigma(a: torch.Tensor, i: int) -> torch.Tensor:
     Introduced in :ref:`ch-linear`.
     """
     i = checks.integer(i, "singular-value index i", low=1)
+    a = checks.matrix(a, "a")
     s = singular_values(a)
     return s[i - 1] if i <= s.numel() else torch.zeros((), dtype=a.dtype, device=a.device)
 
@@ -109,6 +128,9 @@ def difference_tol(*terms: torch.Tensor) -> float:
 
     Introduced in :ref:`ch-linear`.
     """
+    if not terms:
+        raise ValueError("difference_tol needs at least one term")
+    terms = tuple(checks.matrix(t, f"terms[{k}]") for k, t in enumerate(terms))
     a = terms[0]
     scale = sum(float(torch.linalg.matrix_norm(t, 2)) for t in terms)
     return max(a.shape) * torch.finfo(a.dtype).eps * scale
@@ -122,8 +144,10 @@ def numerical_rank(a: torch.Tensor, tol: float | None = None) -> int:
 
     Introduced in :ref:`ch-linear`.
     """
+    a = checks.matrix(a, "a")
     if tol is None:
-        return int(torch.linalg.matrix_rank(a))
+        return int(torch.linalg.matrix_rank(a)) if a.numel() else 0
+    tol = checks.real(tol, "tol", non_negative=True)
     return int((singular_values(a) > tol).sum())
 
 
@@ -133,6 +157,7 @@ def low_rank_approx(a: torch.Tensor, r: int) -> torch.Tensor:
     Introduced in :ref:`ch-linear`.
     """
     r = checks.integer(r, "r", low=0)
+    a = checks.matrix(a, "a")
     u, s, vh = torch.linalg.svd(a, full_matrices=False)
     r = min(r, s.numel())
     return (u[:, :r] * s[:r]) @ vh[:r]
@@ -143,7 +168,7 @@ def condition_number(a: torch.Tensor) -> float:
 
     Introduced in :ref:`ch-linear`.
     """
-    return float(torch.linalg.cond(a))
+    return Conditioning.of("a", a).condition
 
 
 @dataclass(frozen=True)
@@ -159,6 +184,11 @@ class Conditioning:
 
     @classmethod
     def of(cls, name: str, a: torch.Tensor) -> Conditioning:
+        if not isinstance(name, str):
+            raise ValueError(f"name must be a string, got {type(name).__name__}")
+        a = checks.matrix(a, name)
+        if a.shape[0] != a.shape[1] or a.numel() == 0:
+            raise ValueError(f"{name} must be a non-empty square matrix, got {tuple(a.shape)}")
         s = singular_values(a)
         smin = float(s[-1])
         return cls(name, smin, math.inf if smin == 0.0 else float(s[0]) / smin)
