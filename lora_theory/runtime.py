@@ -33,7 +33,7 @@ def set_seed(seed: int) -> torch.Generator:
 
     Introduced in :ref:`ch-linear`.
     """
-    seed = checks.integer(seed, "seed", low=0)
+    seed = checks.integer(seed, "seed", 0, 2**64 - 1)  # torch's seed range
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds legacy global-state users too)
     torch.manual_seed(seed)
