@@ -11,7 +11,7 @@ Introduced in :ref:`ch-linear`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import torch
@@ -38,6 +38,8 @@ class LoRAFactors(NamedTuple):
     @classmethod
     def zeros(cls, width: int, dtype: torch.dtype = torch.float64) -> LoRAFactors:
         """The empty adapter (inner dimension 0): ``ΔW = 0``."""
+        width = checks.integer(width, "width", low=1)
+        dtype = checks.dtype(dtype)
         return cls(torch.zeros(width, 0, dtype=dtype), torch.zeros(0, width, dtype=dtype))
 
     @property
@@ -47,7 +49,17 @@ class LoRAFactors(NamedTuple):
 
     def delta(self) -> torch.Tensor:
         """The update ``ΔW = B A``, shape ``(D, D)``."""
-        return self.B @ self.A
+        b, a = self.B, self.A
+        if not (isinstance(b, torch.Tensor) and isinstance(a, torch.Tensor)):
+            raise ValueError(
+                f"LoRAFactors needs tensors B and A, got {type(b).__name__}, {type(a).__name__}"
+            )
+        if b.ndim != 2 or a.ndim != 2 or b.shape[1] != a.shape[0] or b.shape[0] != a.shape[1]:
+            raise ValueError(
+                f"LoRAFactors needs B: (D, r) and A: (r, D), got B: {tuple(b.shape)}, "
+                f"A: {tuple(a.shape)}"
+            )
+        return b @ a.to(b.dtype)
 
     def rank(self, tol: float | None = None) -> int:
         """Numerical rank of ``ΔW``."""
@@ -55,6 +67,11 @@ class LoRAFactors(NamedTuple):
 
     def merge(self, weight: torch.Tensor) -> torch.Tensor:
         """The adapted weight ``W + B A``."""
+        if not isinstance(weight, torch.Tensor) or weight.shape != (self.B.shape[0],) * 2:
+            got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+            raise ValueError(
+                f"weight must be a ({self.B.shape[0]}, {self.B.shape[0]}) tensor, got {got}"
+            )
         return weight + self.delta().to(weight.dtype)
 
     def n_params(self) -> int:
@@ -68,6 +85,9 @@ def check_factors(adapter: object, width: int, name: str) -> LoRAFactors:
 
     Introduced in :ref:`ch-linear`.
     """
+    width = checks.integer(width, "width", low=1)
+    if isinstance(adapter, (str, bytes, torch.Tensor)):
+        raise ValueError(f"{name} must be a pair (B, A), got {type(adapter).__name__}")
     try:
         b, a = adapter  # type: ignore[misc]
     except (TypeError, ValueError) as exc:
@@ -95,7 +115,12 @@ def layer_ranks(rank: Ranks, depth: int, width: int) -> list[int]:
 
     Introduced in :ref:`ch-linear`.
     """
-    if isinstance(rank, Sequence) and not isinstance(rank, str):
+    depth = checks.integer(depth, "depth", low=1)
+    width = checks.integer(width, "width", low=1)
+    if isinstance(rank, torch.Tensor) and rank.ndim == 1:
+        rank = rank.tolist()
+    if isinstance(rank, (Sequence, Mapping, set)) and not isinstance(rank, str):
+        rank = checks.sequence(rank, "rank", "per-layer ranks")
         ranks = [checks.rank(r, f"rank[{i}]", width, low=0) for i, r in enumerate(rank)]
         if len(ranks) != depth:
             raise ValueError(f"got {len(ranks)} per-layer ranks for {depth} layers")
@@ -110,4 +135,6 @@ def n_lora_params(width: int, ranks: Sequence[int]) -> int:
 
     Introduced in :ref:`ch-linear`.
     """
+    width = checks.integer(width, "width", low=1)
+    ranks = checks.integers(ranks, "ranks", low=0, high=width, empty=True)
     return sum(2 * r * width for r in ranks)

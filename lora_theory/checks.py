@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -67,7 +67,10 @@ def real(
             raise ValueError(
                 f"{name} must be a real number, got {value!r} ({type(value).__name__})"
             )
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError as exc:  # an int beyond the float range
+        raise ValueError(f"{name} must be a finite number, got {value!r}") from exc
     if math.isnan(out) or (finite and math.isinf(out)):
         raise ValueError(f"{name} must be a finite number, got {out}")
     if positive and not out > 0:
@@ -96,11 +99,13 @@ def tensor(x: object, name: str, dtype: torch.dtype = torch.float64) -> torch.Te
 
     Introduced in :ref:`ch-linear`.
     """
-    if not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating dtype, got {dtype}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    if x is None or isinstance(x, (str, bytes)):
+        raise ValueError(f"{name} must be a numeric tensor or array, got {type(x).__name__}")
     try:
         t = torch.as_tensor(x)
-    except (TypeError, ValueError, RuntimeError) as exc:
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
         raise ValueError(
             f"{name} must be a numeric tensor or array, got {type(x).__name__}"
         ) from exc
@@ -155,6 +160,8 @@ def shape(t: torch.Tensor, expected: tuple[int | None, ...], name: str) -> torch
 
     Introduced in :ref:`ch-linear`.
     """
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{name} must be a tensor, got {type(t).__name__}")
     ok = t.ndim == len(expected) and all(
         e is None or s == e for s, e in zip(t.shape, expected, strict=True)
     )
@@ -169,6 +176,115 @@ def choice(value: object, name: str, options: Sequence[object]) -> object:
 
     Introduced in :ref:`ch-linear`.
     """
-    if isinstance(value, bool) or value not in options:
+    try:
+        ok = not isinstance(value, (bool, np.bool_)) and bool(value in options)
+    except (TypeError, ValueError, RuntimeError):  # e.g. an array compared with strings
+        ok = False
+    if not ok:
         raise ValueError(f"{name} must be one of {tuple(options)}, got {value!r}")
     return value
+
+
+#: Largest number of tensor entries a public function allocates on request (8 GiB of float64):
+#: a larger request is a typo or an overflow, refused before any allocation.
+MAX_ELEMENTS = 2**30
+
+
+def elements(shape: Sequence[int], name: str) -> None:
+    """Refuse a requested tensor ``shape`` with more than :data:`MAX_ELEMENTS` entries.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    total = math.prod(int(s) for s in shape)
+    if total > MAX_ELEMENTS:
+        raise ValueError(
+            f"{name} asks for a tensor of shape {tuple(shape)} ({total} entries); at most "
+            f"{MAX_ELEMENTS} are allowed"
+        )
+
+
+#: The computation dtypes of the package: half precision cannot hold a construction's accuracy.
+COMPUTE_DTYPES = (torch.float32, torch.float64)
+
+
+def dtype(value: object, name: str = "dtype") -> torch.dtype:
+    """A computation dtype: ``torch.float32`` or ``torch.float64`` (inputs of any floating dtype
+    are converted to it; half precision is refused as a *computation* dtype).
+
+    Introduced in :ref:`ch-linear`.
+    """
+    if not isinstance(value, torch.dtype) or value not in COMPUTE_DTYPES:
+        hint = (
+            " (half precision is accepted for inputs, which are converted, but not as the "
+            "computation dtype)"
+            if value in (torch.float16, torch.bfloat16)
+            else ""
+        )
+        raise ValueError(f"{name} must be torch.float32 or torch.float64, got {value!r}{hint}")
+    return value
+
+
+def generator(value: object, name: str = "generator") -> torch.Generator:
+    """A CPU ``torch.Generator`` (the package draws every random number from an explicit one).
+
+    Introduced in :ref:`ch-linear`.
+    """
+    if not isinstance(value, torch.Generator):
+        raise ValueError(
+            f"{name} must be a torch.Generator (e.g. runtime.generator(seed, stream)), got "
+            f"{type(value).__name__}"
+        )
+    if value.device.type != "cpu":
+        raise ValueError(f"{name} must be a CPU torch.Generator, got one on {value.device}")
+    return value
+
+
+def sequence(value: object, name: str, what: str = "items", *, empty: bool = False) -> list:
+    """``value`` as a list if it is a sequence (list, tuple, range, 1-D array), not a string, a
+    mapping or a set; non-empty unless ``empty=True``.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(
+        value, (Sequence, torch.Tensor, np.ndarray)
+    ):
+        raise ValueError(f"{name} must be a list of {what}, got {type(value).__name__}")
+    if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 0:
+        raise ValueError(f"{name} must be a list of {what}, got a 0-d {type(value).__name__}")
+    out = list(value)
+    if not out and not empty:
+        raise ValueError(f"{name} must contain at least one of the {what}, got an empty list")
+    return out
+
+
+def integers(
+    value: object, name: str, low: int | None = None, high: int | None = None, *, empty=False
+) -> tuple[int, ...]:
+    """A sequence of integers (not bools) in ``[low, high]`` as a tuple of ``int``.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    items = sequence(value, name, "integers", empty=empty)
+    return tuple(integer(v, f"{name}[{i}]", low, high) for i, v in enumerate(items))
+
+
+def reals(value: object, name: str, *, empty: bool = False, **kw: bool) -> tuple[float, ...]:
+    """A sequence of finite reals (see :func:`real` for ``positive`` / ``non_negative``) as a
+    tuple of ``float``.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    items = sequence(value, name, "numbers", empty=empty)
+    return tuple(real(v, f"{name}[{i}]", **kw) for i, v in enumerate(items))
+
+
+def matrix(x: object, name: str) -> torch.Tensor:
+    """A finite real 2-D tensor; float32/float64 keep their dtype, anything else becomes float64.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    keep = isinstance(x, torch.Tensor) and x.dtype in COMPUTE_DTYPES
+    t = tensor(x, name, x.dtype if keep else torch.float64)  # type: ignore[union-attr]
+    if t.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D matrix, got shape {tuple(t.shape)}")
+    return t

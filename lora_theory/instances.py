@@ -35,6 +35,8 @@ def box_sample(width: int, input_bound: float, n: int, generator: torch.Generato
     width = checks.integer(width, "width", low=1)
     n = checks.integer(n, "n", low=1)
     c = checks.real(input_bound, "input_bound", positive=True)
+    checks.elements((2 * n, width), "box_sample")
+    checks.generator(generator)
     signs = torch.randint(0, 2, (n, width), generator=generator) * 2 - 1
     inside = torch.rand(n, width, generator=generator, dtype=torch.float64) * 2 - 1
     return torch.cat([signs.to(torch.float64), inside]) * c
@@ -55,6 +57,8 @@ def truncated_normal_sample(
     width = checks.integer(width, "width", low=1)
     n = checks.integer(n, "n", low=1)
     c = checks.real(input_bound, "input_bound", positive=True)
+    checks.elements((n, width), "truncated_normal_sample")
+    checks.generator(generator)
     x = torch.empty(n, width, dtype=torch.float64)
     return torch.nn.init.trunc_normal_(x, mean=0.0, std=1.0, a=-c, b=c, generator=generator)
 
@@ -71,6 +75,7 @@ def flat_spectrum_target(
 
     Introduced in :ref:`sec-flat-spectrum`.
     """
+    fnn.check_pair(target, frozen)
     eye = torch.eye(frozen.width, dtype=torch.float64)
     weights = [
         w - e + torch.linalg.svdvals(e).mean() * eye
@@ -108,9 +113,13 @@ def example_partition_gap(
 
     Introduced in :ref:`ch-multilayer`.
     """
-    sizes = [checks.integer(k, "block size", low=1) for k in block_sizes]
+    checks.generator(generator)
+    width = checks.integer(width, "width", low=1, high=fnn.MAX_WIDTH)
+    sizes = list(checks.integers(block_sizes, "block_sizes", low=1, high=fnn.MAX_WIDTH))
     ranks = (
-        [1] + [width] * (len(sizes) - 1) if discrepancy_ranks is None else list(discrepancy_ranks)
+        [1] + [width] * (len(sizes) - 1)
+        if discrepancy_ranks is None
+        else checks.sequence(discrepancy_ranks, "discrepancy_ranks", "ranks")
     )
     if len(ranks) != len(sizes):
         raise ValueError(f"got {len(ranks)} discrepancy ranks for {len(sizes)} blocks")

@@ -29,7 +29,7 @@ from functools import partial
 import torch
 
 from . import checks
-from .adapters import LoRAFactors, Ranks, layer_ranks
+from .adapters import LoRAFactors, Ranks, check_factors, layer_ranks
 from .checks import ArrayLike
 from .linalg import (
     AssumptionError,
@@ -60,13 +60,17 @@ def check_inputs(
 
     Introduced in :ref:`ch-linear`.
     """
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    dtype = checks.dtype(dtype)
     ws = checks.square_list(frozen, "frozen", dtype)
     wbar = checks.square(target, "target", dtype)
     if wbar.shape != ws[0].shape:
         raise ValueError(
             f"target has shape {tuple(wbar.shape)} but the frozen layers are {tuple(ws[0].shape)}"
+        )
+    if not torch.isfinite(wbar - product(ws)).all():
+        raise ValueError(
+            f"the frozen product W_L ⋯ W_1 (or W̄ minus it) overflows {dtype}: the entries of "
+            "target and frozen are too large for this dtype"
         )
     return wbar, ws
 
@@ -130,10 +134,19 @@ def adapted_product(frozen: Sequence[ArrayLike], adapters: Sequence[LoRAFactors]
 
     Introduced in :ref:`ch-linear`.
     """
-    ws = checks.square_list(frozen, "frozen", adapters[0].B.dtype if adapters else torch.float64)
+    adapters = checks.sequence(adapters, "adapters", "(B, A) pairs")
+    first = getattr(adapters[0], "B", None)
+    keep = isinstance(first, torch.Tensor) and first.dtype in checks.COMPUTE_DTYPES
+    dtype = first.dtype if keep else torch.float64  # type: ignore[union-attr]
+    ws = checks.square_list(frozen, "frozen", dtype)
     if len(ws) != len(adapters):
         raise ValueError(f"got {len(ws)} frozen layers but {len(adapters)} adapters")
-    return product([a.merge(w) for w, a in zip(ws, adapters, strict=True)])
+    width = ws[0].shape[0]
+    factors = [
+        LoRAFactors(*(t.to(dtype) for t in check_factors(a, width, f"adapters[{i}]")))
+        for i, a in enumerate(adapters)
+    ]
+    return product([a.merge(w) for w, a in zip(ws, factors, strict=True)])
 
 
 def telescoping_terms(
@@ -147,6 +160,7 @@ def telescoping_terms(
 
     Introduced in :ref:`pf-lemma1`.
     """
+    dtype = checks.dtype(dtype)
     ws = checks.square_list(frozen, "frozen", dtype)
     ds = checks.square_list(deltas, "deltas", dtype)
     if len(ws) != len(ds) or ws[0].shape != ds[0].shape:

@@ -25,6 +25,8 @@ def method_style(method: str) -> dict[str, str]:
 
     Introduced in :ref:`sec-fig1`.
     """
+    if not isinstance(method, str) or not method:
+        raise ValueError(f"method must be a non-empty string, got {method!r}")
     if method in METHOD_STYLE:
         return METHOD_STYLE[method]
     colour = _SPARE[sum(map(ord, method)) % len(_SPARE)]

@@ -33,7 +33,7 @@ def set_seed(seed: int) -> torch.Generator:
 
     Introduced in :ref:`ch-linear`.
     """
-    seed = checks.integer(seed, "seed", low=0)
+    seed = checks.integer(seed, "seed", 0, 2**64 - 1)  # torch's seed range
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds legacy global-state users too)
     torch.manual_seed(seed)
@@ -87,6 +87,11 @@ def device(prefer: str | None = None) -> torch.device:
     """
     if prefer is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(prefer, (str, torch.device)):
+        raise ValueError(
+            f"device must be 'cpu', 'cuda' or 'cuda:N' (or None), got {prefer!r} "
+            f"({type(prefer).__name__})"
+        )
     try:
         dev = torch.device(prefer)
     except (RuntimeError, TypeError) as exc:
@@ -95,4 +100,9 @@ def device(prefer: str | None = None) -> torch.device:
         raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {prefer!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but CUDA is not available on this machine")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {prefer!r} was requested but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s)"
+        )
     return dev

@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from .. import checks
 from ..plotting import PANEL_HEIGHT, PANEL_WIDTH, method_style
 from .results import Row, median_curve
 
@@ -49,6 +50,28 @@ def plot_mse_vs_rank(
 
     Introduced in :ref:`sec-fig1`.
     """
+    rows = checks.sequence(rows, "rows", "result Rows", empty=True)
+    for i, r in enumerate(rows):
+        if not isinstance(r, Row):
+            raise ValueError(f"rows[{i}] must be a Row, got {type(r).__name__}")
+    if panels is not None:
+        panels = checks.sequence(panels, "panels", "panel names")
+        for i, p in enumerate(panels):
+            if not isinstance(p, str):
+                raise ValueError(f"panels[{i}] must be a panel name (str), got {p!r}")
+    checks.choice(x, "x", ("rank", "n_params"))
+    if isinstance(threshold, Mapping):
+        for panel, limit in threshold.items():
+            checks.integer(limit, f"threshold[{panel!r}]", low=0)
+    elif threshold is not None:
+        checks.integer(threshold, "threshold", low=0)
+    if titles is not None and not isinstance(titles, Mapping):
+        raise ValueError(f"titles must be a mapping panel → title, got {type(titles).__name__}")
+    if axes is not None:
+        axes = checks.sequence(axes, "axes", "matplotlib Axes")
+        for i, ax in enumerate(axes):
+            if not isinstance(ax, Axes):
+                raise ValueError(f"axes[{i}] must be a matplotlib Axes, got {type(ax).__name__}")
     names = _panels(rows, panels)
     if not names:
         raise ValueError("no rows to plot")

@@ -23,6 +23,7 @@ from itertools import product as cartesian
 import torch
 from tqdm import tqdm
 
+from ..runtime import device as resolve_device
 from ..runtime import mode as resolve_mode
 from ..training import FitSettings, Run, Task, fit, select_by_validation
 from .families import family
@@ -176,6 +177,8 @@ def run(
 
     Introduced in :ref:`sec-fig1`.
     """
+    if not isinstance(progress, bool):
+        raise ValueError(f"progress must be a bool, got {progress!r}")
     resolved = resolve_mode(mode)
     if isinstance(experiment, str):
         experiment = lookup(experiment)
@@ -183,6 +186,7 @@ def run(
         raise ValueError(f"experiment must be a name or an Experiment, got {experiment!r}")
     if budget is not None and not isinstance(budget, Budget):
         raise ValueError(f"budget must be a Budget, got {type(budget).__name__}")
+    resolve_device(device)  # a bad device fails before any work
     exp = experiment.in_mode(resolved)
     for p in exp.panels:
         _trained(p)  # unknown families and methods fail before any work

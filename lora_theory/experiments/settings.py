@@ -15,6 +15,11 @@ from .. import checks
 from ..runtime import Mode, check_mode
 from .results import METHODS
 
+#: Most Adam steps a budget accepts (the paper's protocol runs 5000).
+MAX_STEPS = 10**8
+#: Widest model an experiment accepts.
+MAX_WIDTH = 4096
+
 
 @dataclass(frozen=True)
 class Panel:
@@ -49,16 +54,38 @@ class Panel:
             raise ValueError(
                 f"panel {self.name!r}: need 1 ≤ L̄ ≤ L, got {self.target_depth}, {self.depth}"
             )
+        if not isinstance(self.family, str) or not self.family:
+            raise ValueError(
+                f"panel {self.name!r}: family must be a non-empty string, got {self.family!r}"
+            )
         for flag in ("bias", "tune_bias", "pretrained"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"panel {self.name!r}: {flag} must be a bool")
         if self.tune_bias and not self.bias:
             raise ValueError(f"panel {self.name!r}: tune_bias needs bias=True")
-        unknown = set(self.methods) - set(METHODS)
-        if unknown or not self.methods:
-            raise ValueError(
-                f"panel {self.name!r}: methods must be among {METHODS}, got {self.methods}"
-            )
+        methods = checks.sequence(self.methods, f"panel {self.name!r}: methods", "method names")
+        for i, m in enumerate(methods):
+            checks.choice(m, f"panel {self.name!r}: methods[{i}]", METHODS)
+        if len(set(methods)) != len(methods):
+            raise ValueError(f"panel {self.name!r}: methods repeat a method: {self.methods!r}")
+        object.__setattr__(self, "methods", tuple(methods))
+        options = checks.sequence(
+            self.options, f"panel {self.name!r}: options", "(name, value) pairs", empty=True
+        )
+        for i, pair in enumerate(options):
+            if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)):
+                raise ValueError(
+                    f"panel {self.name!r}: options[{i}] must be a (name, value) pair with a "
+                    f"string name, got {pair!r}"
+                )
+            try:
+                hash(pair[1])
+            except TypeError as exc:
+                raise ValueError(
+                    f"panel {self.name!r}: option {pair[0]!r} must have a hashable value, got "
+                    f"{pair[1]!r}"
+                ) from exc
+        object.__setattr__(self, "options", tuple(options))
 
     @property
     def model_key(self) -> tuple[object, ...]:
@@ -94,6 +121,20 @@ class Budget:
     n_test: int = 5000
     eval_every: int = 1
 
+    def __post_init__(self) -> None:
+        checks.integer(self.steps, "budget steps", 1, MAX_STEPS)
+        seeds = checks.integers(self.seeds, "budget seeds", low=0)
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"budget seeds repeat a seed: {seeds}")
+        object.__setattr__(self, "seeds", seeds)
+        object.__setattr__(self, "lrs", checks.reals(self.lrs, "budget lrs", positive=True))
+        wds = checks.reals(self.weight_decays, "budget weight_decays", non_negative=True)
+        object.__setattr__(self, "weight_decays", wds)
+        checks.integer(self.batch_size, "budget batch_size", 1, checks.MAX_ELEMENTS)
+        checks.integer(self.n_val, "budget n_val", 0, checks.MAX_ELEMENTS)
+        checks.integer(self.n_test, "budget n_test", 1, checks.MAX_ELEMENTS)
+        checks.integer(self.eval_every, "budget eval_every", 1, MAX_STEPS)
+
 
 @dataclass(frozen=True)
 class Pretraining:
@@ -107,6 +148,15 @@ class Pretraining:
     max_steps: int = 1000
     ratio: float = 3.0
     batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lr", checks.real(self.lr, "pretraining lr", positive=True))
+        checks.integer(self.max_steps, "pretraining max_steps", 1, MAX_STEPS)
+        ratio = checks.real(self.ratio, "pretraining ratio")
+        if not ratio > 1:
+            raise ValueError(f"pretraining ratio must be > 1, got {ratio}")
+        object.__setattr__(self, "ratio", ratio)
+        checks.integer(self.batch_size, "pretraining batch_size", 1, checks.MAX_ELEMENTS)
 
 
 PRETRAINING = Pretraining()
@@ -159,6 +209,33 @@ class Experiment:
     ranks: tuple[int, ...] = tuple(range(1, 17))
     quick: Budget = QUICK
     quick_ranks: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("name", "title", "chapter"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(
+                    f"experiment {name} must be a non-empty string, got {getattr(self, name)!r}"
+                )
+        panels = checks.sequence(self.panels, f"experiment {self.name!r}: panels", "Panel objects")
+        for i, p in enumerate(panels):
+            if not isinstance(p, Panel):
+                raise ValueError(
+                    f"experiment {self.name!r}: panels[{i}] must be a Panel, got {p!r}"
+                )
+        names = [p.name for p in panels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"experiment {self.name!r}: panel names repeat: {names}")
+        object.__setattr__(self, "panels", tuple(panels))
+        checks.integer(self.width, f"experiment {self.name!r}: width", 1, MAX_WIDTH)
+        where = f"experiment {self.name!r}: ranks"  # ranks above the width fail when run
+        object.__setattr__(self, "ranks", checks.integers(self.ranks, where, 1, MAX_WIDTH))
+        if not isinstance(self.quick, Budget):
+            raise ValueError(
+                f"experiment {self.name!r}: quick must be a Budget, got {type(self.quick).__name__}"
+            )
+        if self.quick_ranks is not None:
+            where = f"experiment {self.name!r}: quick_ranks"
+            object.__setattr__(self, "quick_ranks", checks.integers(self.quick_ranks, where, 1))
 
     def budget(self, mode: Mode | str) -> Budget:
         """The :class:`Budget` of this figure in ``mode``: the paper's in full mode."""

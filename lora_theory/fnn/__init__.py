@@ -23,7 +23,13 @@ from __future__ import annotations
 from importlib import import_module
 
 from ..adapters import layer_ranks
-from .assumptions import Assumption1Report, AssumptionMargins, check_assumption, lemma3_margins
+from .assumptions import (
+    MAX_WIDTH,
+    Assumption1Report,
+    AssumptionMargins,
+    check_assumption,
+    lemma3_margins,
+)
 from .certificate import Certificate, box_image, certify
 from .construction import BIAS_MARGIN, construct
 from .model import ACTIVATIONS, FNN, Pair, check_pair
@@ -61,6 +67,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "ACTIVATIONS",
+    "MAX_WIDTH",
     "BIAS_MARGIN",
     "FNN",
     "Assumption1Report",

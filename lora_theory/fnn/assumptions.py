@@ -11,12 +11,16 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .. import linear
+from .. import checks, linear
 from ..adapters import Ranks, layer_ranks
 from ..linalg import Conditioning
 from .construction import _folded
 from .model import FNN, check_pair
-from .partitions import blocks_of
+from .partitions import _check_depths, blocks_of
+
+#: Limits of :func:`lemma3_margins`, whose cost is ``n_draws`` pairs of ``D × D`` SVDs per layer.
+MAX_DRAWS = 100_000
+MAX_WIDTH = 4096
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,12 @@ def lemma3_margins(
 
     Introduced in :ref:`sec-assumption1`.
     """
+    width = checks.integer(width, "width", low=1, high=MAX_WIDTH)
+    n_draws = checks.integer(n_draws, "n_draws", low=1, high=MAX_DRAWS)
+    checks.rank(rank, "rank", width)
+    _check_depths(depth, target_depth)
+    checks.integer(depth, "depth", high=MAX_WIDTH)
+    checks.generator(generator)
     rows = []
     for _ in range(n_draws):
         target = FNN.random(width, target_depth, generator)

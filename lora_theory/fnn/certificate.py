@@ -47,6 +47,12 @@ def box_image(
 
     Introduced in :ref:`ch-fnn-one-layer`.
     """
+    g = checks.matrix(g, "g")
+    h = checks.shape(checks.tensor(h, "h", g.dtype), (g.shape[0],), "h")
+    lo = checks.shape(checks.tensor(lo, "lo", g.dtype), (g.shape[1],), "lo")
+    hi = checks.shape(checks.tensor(hi, "hi", g.dtype), (g.shape[1],), "hi")
+    if not bool((lo <= hi).all()):
+        raise ValueError("the box needs lo ≤ hi in every coordinate")
     centre = g @ ((lo + hi) / 2) + h
     radius = g.abs() @ ((hi - lo) / 2)
     return centre - radius, centre + radius

@@ -50,6 +50,7 @@ class FNN:
         dtype: torch.dtype = torch.float64,
     ) -> None:
         checks.choice(activation, "activation", ACTIVATIONS)
+        dtype = checks.dtype(dtype)
         self.weights = checks.square_list(weights, "weights", dtype)
         width = self.weights[0].shape[0]
         self.has_bias = biases is not None
@@ -63,6 +64,7 @@ class FNN:
         for i, b in enumerate(self.biases):
             checks.shape(b, (width,), f"biases[{i}]")
         if adapters is not None:
+            adapters = checks.sequence(adapters, "adapters", "(B, A) pairs")
             if len(adapters) != len(self.weights):
                 raise ValueError(f"got {len(self.weights)} layers but {len(adapters)} adapters")
             adapters = [
@@ -126,6 +128,8 @@ class FNN:
         output: exactness is judged against it, not against ``|f(x)|``.
         """
         states = self.hidden_states(x)
+        if not len(states[0]):
+            raise ValueError("x must contain at least one point to measure round-off on")
         return max(
             float((z.abs() @ w.abs().T + b.abs()).max())
             for z, w, b in zip(states[:-1], self.effective_weights, self.biases, strict=True)
@@ -147,8 +151,12 @@ class FNN:
         """
         width = checks.integer(width, "width", low=1)
         depth = checks.integer(depth, "depth", low=1)
-        if not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        checks.elements((depth, width, width), "FNN.random")
+        checks.generator(generator)
+        dtype = checks.dtype(dtype)
+        if not isinstance(bias, bool):
+            raise ValueError(f"bias must be a bool, got {bias!r}")
+        checks.choice(activation, "activation", ACTIVATIONS)
         bound = 1.0 / math.sqrt(width)
 
         def uniform(*shape: int) -> torch.Tensor:

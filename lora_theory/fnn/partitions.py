@@ -67,7 +67,11 @@ def check_partition(partition: Sequence[Sequence[int]], L: int, L_bar: int) -> P
     Introduced in :ref:`ch-multilayer`.
     """
     _check_depths(L, L_bar)
-    blocks = [list(block) for block in partition]
+    outer = checks.sequence(partition, "partition", "blocks of layer indices")
+    blocks = [
+        checks.sequence(block, f"partition block {i}", "layer indices", empty=True)
+        for i, block in enumerate(outer)
+    ]
     if len(blocks) != L_bar:
         raise ValueError(
             f"partition has {len(blocks)} blocks but the target has L_bar={L_bar} layers"
@@ -156,7 +160,7 @@ def corollary4_threshold(D: int, L: int, L_bar: int) -> int:
     Introduced in :ref:`ch-multilayer`.
     """
     _check_depths(L, L_bar)
-    checks.integer(D, "D", low=1)
+    D = checks.integer(D, "D", low=1)
     return math.ceil(D / (L // L_bar))
 
 
@@ -190,6 +194,7 @@ def parameter_counts(D: int, L: int, L_bar: int, rank: int | None = None) -> Par
     Introduced in :ref:`ch-multilayer`.
     """
     threshold = corollary4_threshold(D, L, L_bar)
+    D, L, L_bar = int(D), int(L), int(L_bar)
     rank = threshold if rank is None else checks.rank(rank, "rank", D)
     return ParameterCounts(rank, n_lora_params(D, [rank] * L), D * L, D * D * L_bar, D * L_bar)
 

@@ -29,6 +29,25 @@ class BatchedAdam:
     def __init__(
         self, param: torch.Tensor, mask: torch.Tensor, lr: torch.Tensor, weight_decay: torch.Tensor
     ) -> None:
+        if not isinstance(param, torch.Tensor) or not param.is_floating_point() or param.ndim < 1:
+            raise ValueError(f"param must be a floating tensor (C, …), got {_describe(param)}")
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+            raise ValueError(f"mask must be a boolean tensor, got {_describe(mask)}")
+        try:
+            torch.broadcast_shapes(mask.shape, param.shape)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"mask of shape {tuple(mask.shape)} does not broadcast to param "
+                f"{tuple(param.shape)}"
+            ) from exc
+        for name, t in (("lr", lr), ("weight_decay", weight_decay)):
+            if not isinstance(t, torch.Tensor) or t.shape != (len(param),):
+                raise ValueError(
+                    f"{name} must be a tensor of shape ({len(param)},), one per config; got "
+                    f"{_describe(t)}"
+                )
+            if not bool(torch.isfinite(t).all()) or bool((t < 0).any()):
+                raise ValueError(f"{name} must be finite and non-negative, got {t.tolist()}")
         per_config = (-1,) + (1,) * (param.ndim - 1)
         self.param, self.fixed = param, ~mask
         self.m, self.v = torch.zeros_like(param), torch.zeros_like(param)
@@ -38,6 +57,20 @@ class BatchedAdam:
     @torch.no_grad()
     def step(self, grad: torch.Tensor, active: torch.Tensor | None = None) -> None:
         """One update with ``grad`` (shape of the parameter, overwritten); ``active``: ``(C,)``."""
+        if not isinstance(grad, torch.Tensor) or grad.shape != self.param.shape:
+            raise ValueError(
+                f"grad must have the parameter's shape {tuple(self.param.shape)}, got "
+                f"{_describe(grad)}"
+            )
+        if active is not None and (
+            not isinstance(active, torch.Tensor)
+            or active.dtype != torch.bool
+            or active.shape != (len(self.param),)
+        ):
+            raise ValueError(
+                f"active must be a boolean tensor of shape ({len(self.param)},), got "
+                f"{_describe(active)}"
+            )
         self.t += 1
         beta1, beta2 = BETAS
         bc1, bc2_sqrt = 1 - beta1**self.t, math.sqrt(1 - beta2**self.t)
@@ -48,3 +81,9 @@ class BatchedAdam:
         torch.div(self.m, update, out=update).mul_(self.lr / bc1)
         fixed = self.fixed if active is None else self.fixed | ~active.reshape(self.lr.shape)
         self.param.sub_(update.masked_fill_(fixed, 0.0))
+
+
+def _describe(t: object) -> str:
+    if isinstance(t, torch.Tensor):
+        return f"a {t.dtype} tensor of shape {tuple(t.shape)}"
+    return type(t).__name__

@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from .. import checks
@@ -24,6 +25,8 @@ from ..runtime import generator
 if TYPE_CHECKING:
     from .stacked import Stacked
 
+#: Most Adam steps a fit accepts (the paper's protocol runs 5000).
+MAX_STEPS = 10**8
 #: The paper's std of the randomly initialised LoRA factor.
 LORA_INIT_STD = 0.25
 
@@ -48,11 +51,10 @@ class Task:
         checks.integer(self.seed, "seed", low=0)
         if not callable(self.target):
             raise ValueError(f"target must be callable, got {type(self.target).__name__}")
-        shape = tuple(self.input_shape)
-        for i, d in enumerate(shape):
-            checks.integer(d, f"input_shape[{i}]", low=1)
+        shape = checks.integers(self.input_shape, "input_shape", low=1, empty=True)
         if not shape:
-            raise ValueError("input_shape must have at least one dimension")
+            raise ValueError("input_shape must have at least one dimension, got ()")
+        checks.elements(shape, "input_shape")
         object.__setattr__(self, "input_shape", shape)
 
     def sample(
@@ -60,12 +62,24 @@ class Task:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs ``x`` of shape ``(*shape, *input_shape)`` from ``gen`` and labels ``f̄(x)``
         (float64, CPU)."""
+        shape = checks.integers(shape, "shape", low=0, empty=True)
+        checks.elements((*shape, *self.input_shape), "sample")
+        checks.generator(gen, "gen")
         x = torch.randn(*shape, *self.input_shape, generator=gen, dtype=torch.float64)
+        n = math.prod(shape)
         y = self.target(x.reshape(-1, *self.input_shape))
+        if not isinstance(y, torch.Tensor) or y.ndim < 1 or len(y) != n or y.is_complex():
+            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ValueError(
+                f"the task's target must map a batch (n, *input_shape) = (n, "
+                f"{', '.join(map(str, self.input_shape))}) to a real tensor (n, …); got {got} "
+                f"for n = {n}"
+            )
         return x, y.reshape(*shape, *y.shape[1:])
 
     def test_set(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``n``-point test set ``(x, f̄(x))`` of the ``"test"`` stream."""
+        n = checks.integer(n, "n", low=1)
         return self.sample((n,), generator(self.seed, "test"))
 
 
@@ -83,6 +97,12 @@ class Run:
 
     def __post_init__(self) -> None:
         checks.integer(self.task, "task", low=0)
+        try:
+            hash(self.trainable)
+        except TypeError as exc:
+            raise ValueError(
+                f"trainable must be hashable (e.g. a frozen dataclass), got {self.trainable!r}"
+            ) from exc
         object.__setattr__(self, "lr", checks.real(self.lr, "lr", positive=True))
         wd = checks.real(self.weight_decay, "weight_decay", non_negative=True)
         object.__setattr__(self, "weight_decay", wd)
@@ -113,10 +133,11 @@ class FitSettings:
     chunk: int = 50
 
     def __post_init__(self) -> None:
-        for name in ("steps", "n_val", "n_test"):
-            checks.integer(getattr(self, name), name, low=0)
+        checks.integer(self.steps, "steps", 0, MAX_STEPS)
+        for name in ("n_val", "n_test"):
+            checks.integer(getattr(self, name), name, 0, checks.MAX_ELEMENTS)
         for name in ("batch_size", "eval_every", "chunk"):
-            checks.integer(getattr(self, name), name, low=1)
+            checks.integer(getattr(self, name), name, 1, checks.MAX_ELEMENTS)
         if self.stop_ratio is not None and checks.real(self.stop_ratio, "stop_ratio") <= 1:
             raise ValueError(f"stop_ratio must be > 1, got {self.stop_ratio}")
         checks.real(self.init_std, "init_std", non_negative=True)
@@ -171,11 +192,28 @@ def select_by_validation(
 
     Introduced in :ref:`sec-fig1`.
     """
-    if len(keys) != len(val_loss):
-        raise ValueError(f"got {len(keys)} keys but {len(val_loss)} validation losses")
-    losses = [math.inf if math.isnan(v) else float(v) for v in val_loss]
+    keys = checks.sequence(keys, "keys", "hashable keys", empty=True)
+    if isinstance(val_loss, torch.Tensor):
+        val_loss = val_loss.tolist() if val_loss.ndim else [val_loss.item()]
+    values = checks.sequence(val_loss, "val_loss", "validation losses", empty=True)
+    if len(keys) != len(values):
+        raise ValueError(f"got {len(keys)} keys but {len(values)} validation losses")
+    losses = [
+        checks.real(v, f"val_loss[{i}]", finite=False) if not _is_nan(v) else math.inf
+        for i, v in enumerate(values)
+    ]
+    for i, key in enumerate(keys):
+        try:
+            hash(key)
+        except TypeError as exc:
+            raise ValueError(f"keys[{i}] must be hashable, got {key!r}") from exc
     chosen: dict[Hashable, int] = {}
     for i, key in enumerate(keys):
         if key not in chosen or losses[i] < losses[chosen[key]]:
             chosen[key] = i
     return chosen
+
+
+def _is_nan(v: object) -> bool:
+    """True for a real NaN (a diverged run's loss), False for anything else."""
+    return isinstance(v, (float, np.floating)) and math.isnan(v)

@@ -150,12 +150,15 @@ def fit(
 
     Introduced in :ref:`sec-fig1`.
     """
+    tasks = checks.sequence(tasks, "tasks", "Task objects", empty=True)
+    runs = checks.sequence(runs, "runs", "Run objects", empty=True)
     _check(tasks, runs, stacked)
     if not isinstance(settings, FitSettings):
         raise ValueError(f"settings must be FitSettings, got {type(settings).__name__}")
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or dtype.itemsize < 4:
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    dev = resolve_device(str(device) if device is not None else None)
+    dtype = checks.dtype(dtype)
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress must be a callable (or None), got {type(progress).__name__}")
+    dev = resolve_device(device)
 
     def one(
         ts: Sequence[Task], rs: Sequence[Run], report: Progress | None, stop: threading.Event

@@ -72,6 +72,8 @@ def register(family: Family) -> Family:
     """
     if not isinstance(family, Family):
         raise ValueError(f"register needs a Family, got {type(family).__name__}")
+    if not isinstance(family.name, str) or not family.name:
+        raise ValueError(f"a family's name must be a non-empty string, got {family.name!r}")
     if family.name in FAMILIES:
         raise ValueError(f"family {family.name!r} is already registered")
     FAMILIES[family.name] = family
@@ -91,7 +93,7 @@ def family(name: str) -> Family:
 
     Introduced in :ref:`sec-fig1`.
     """
-    if name not in FAMILIES:
+    if not isinstance(name, str) or name not in FAMILIES:
         raise ValueError(f"unknown model family {name!r}; registered: {sorted(FAMILIES)}")
     return FAMILIES[name]
 

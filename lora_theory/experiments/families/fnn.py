@@ -100,6 +100,19 @@ class FNNStack(Stacked):
                 f"got {sorted(shapes)}"
             )
         width, depth, activation, has_bias = shapes.pop()
+        for i, t in enumerate(tasks):
+            if t.input_shape != (width,):
+                raise ValueError(
+                    f"tasks[{i}].input_shape is {t.input_shape} but its frozen FNN has width "
+                    f"{width}: the inputs must be ({width},)"
+                )
+            out = t.target(torch.zeros(1, width, dtype=torch.float64))
+            if not isinstance(out, torch.Tensor) or out.shape != (1, width):
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ValueError(
+                    f"tasks[{i}].target must map (n, {width}) inputs to (n, {width}) outputs like "
+                    f"its frozen FNN, got {got} for n = 1"
+                )
         specs = [r.trainable for r in runs]
         for i, s in enumerate(specs):
             if not isinstance(s, Trainable):
