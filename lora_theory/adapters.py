@@ -80,7 +80,8 @@ class LoRAFactors(NamedTuple):
 
 
 def check_factors(adapter: object, width: int, name: str) -> LoRAFactors:
-    """``adapter`` as float64 :class:`LoRAFactors` of a ``(D, D)`` weight: ``B: (D, r)``,
+    """``adapter`` as float64 :class:`~lora_theory.adapters.LoRAFactors` of a ``(D, D)`` weight:
+    ``B: (D, r)``,
     ``A: (r, D)`` with one ``r``, finite real entries.
 
     Introduced in :ref:`ch-linear`.

@@ -3,11 +3,11 @@ feed-forward matrix and the output layer (plus re-tuned feed-forward biases) rep
 Transformer of the same size exactly, for every input, once ``R ≥ max_i ⌈G_i / 2⌉`` (at most
 ``⌈D / 2⌉``).
 
-* :mod:`.model` — :class:`TFN` (``X: (n, D, N) → (n, D, N)``), :class:`TFNAdapters`;
-* :mod:`.gaps` — the gaps ``G_i``, :func:`required_rank`, the ``2LH + 1`` sub-problems and
+* ``.model`` — :class:`TFN` (``X: (n, D, N) → (n, D, N)``), :class:`TFNAdapters`;
+* ``.gaps`` — the gaps ``G_i``, :func:`required_rank`, the ``2LH + 1`` sub-problems and
   Assumption 4 (:func:`check_assumption`);
-* :mod:`.construction` — :func:`construct` and its self-check :func:`certify`;
-* :mod:`.instances` — :func:`planted_pair`, a pair with small gaps.
+* ``.construction`` — :func:`construct` and its self-check :func:`certify`;
+* ``.instances`` — :func:`planted_pair`, a pair with small gaps.
 
 Introduced in :ref:`ch-transformer`.
 """

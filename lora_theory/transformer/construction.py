@@ -84,7 +84,7 @@ def certify(
       ``(W_o + ΔW_o) b̂_{2L} = W̄_o b̄_{2L}``; each within ``rtol`` times its terms' magnitude.
 
     Together these make ``f = f̄`` for every input at or above the threshold (the invariant of the
-    module :mod:`~lora_theory.transformer`). Functional spot-check there: on ``X ~ N(0, I)`` of
+    module ``lora_theory.transformer``). Functional spot-check there: on ``X ~ N(0, I)`` of
     shape ``(4, D, 8)`` (fixed seed) and on ``10³ X``, the relative output error must not exceed
     ``rtol + 100 · D · eps · (1 + max |logit|)``, where the logits are the target's
     (:meth:`TFN.scores`): a float64 logit carries an absolute error of about ``D · eps · |logit|``,

@@ -32,7 +32,8 @@ ATTENTION = ("w_q", "w_k", "w_v", "w_o")
 class TFNAdapters:
     """LoRA on a ``TFN``: the set the paper adapts (its Section 5).
 
-    ``w_q``, ``w_k``, ``w_v``, ``w_o``: ``L`` tuples of ``H`` :class:`LoRAFactors` (``B: (D, r)``,
+    ``w_q``, ``w_k``, ``w_v``, ``w_o``: ``L`` tuples of ``H``
+    :class:`~lora_theory.adapters.LoRAFactors` (``B: (D, r)``,
     ``A: (r, D)``, ``ΔW = B A``), one per block and head; ``w_2``: the adapter of the **last**
     block's ``W_{2L}``; ``w_out``: the adapter of the output layer ``W_o``. The other feed-forward
     matrices stay frozen; the feed-forward biases are re-tuned in the :class:`TFN` itself.
