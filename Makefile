@@ -41,7 +41,7 @@ $(MATHJAX_DIR)/mathjax/es5/tex-mml-chtml.js:
 
 # Executes every chapter (quick mode unless BOOK_MODE=full) and fails on any warning.
 book: $(STAMP) $(MATHJAX_DIR)/mathjax/es5/tex-mml-chtml.js colab
-	rm -rf _build/html _build/.jupyter_cache
+	rm -rf _build/html _build/.doctrees _build/.jupyter_cache _build/jupyter_execute
 	LORA_THEORY_MODE=$(BOOK_MODE) $(BIN)/jupyter-book build . -W -n --keep-going
 
 # Colab-ready copies of the chapters (MyST rendered as plain Markdown) in colab/book/; the
