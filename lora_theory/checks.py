@@ -257,6 +257,17 @@ def sequence(value: object, name: str, what: str = "items", *, empty: bool = Fal
     return out
 
 
+def instances(items: Sequence[object], name: str, kind: type, what: str = "") -> None:
+    """Raise ``ValueError`` unless every ``items[i]`` is a ``kind`` (message: ``name[i]``).
+
+    Introduced in :ref:`ch-linear`.
+    """
+    for i, item in enumerate(items):
+        if not isinstance(item, kind):
+            label = what or kind.__name__
+            raise ValueError(f"{name}[{i}] must be {label}, got {type(item).__name__}")
+
+
 def integers(
     value: object, name: str, low: int | None = None, high: int | None = None, *, empty=False
 ) -> tuple[int, ...]:

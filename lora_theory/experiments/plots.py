@@ -51,14 +51,10 @@ def plot_mse_vs_rank(
     Introduced in :ref:`sec-fig1`.
     """
     rows = checks.sequence(rows, "rows", "result Rows", empty=True)
-    for i, r in enumerate(rows):
-        if not isinstance(r, Row):
-            raise ValueError(f"rows[{i}] must be a Row, got {type(r).__name__}")
+    checks.instances(rows, "rows", Row, "a Row")
     if panels is not None:
         panels = checks.sequence(panels, "panels", "panel names")
-        for i, p in enumerate(panels):
-            if not isinstance(p, str):
-                raise ValueError(f"panels[{i}] must be a panel name (str), got {p!r}")
+        checks.instances(panels, "panels", str, "a panel name (str)")
     checks.choice(x, "x", ("rank", "n_params"))
     if isinstance(threshold, Mapping):
         for panel, limit in threshold.items():
@@ -69,9 +65,7 @@ def plot_mse_vs_rank(
         raise ValueError(f"titles must be a mapping panel → title, got {type(titles).__name__}")
     if axes is not None:
         axes = checks.sequence(axes, "axes", "matplotlib Axes")
-        for i, ax in enumerate(axes):
-            if not isinstance(ax, Axes):
-                raise ValueError(f"axes[{i}] must be a matplotlib Axes, got {type(ax).__name__}")
+        checks.instances(axes, "axes", Axes, "a matplotlib Axes")
     names = _panels(rows, panels)
     if not names:
         raise ValueError("no rows to plot")

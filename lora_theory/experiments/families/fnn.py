@@ -87,9 +87,7 @@ class FNNStack(Stacked):
         dev: torch.device,
         dtype: torch.dtype,
     ) -> FNNStack:
-        for i, t in enumerate(tasks):
-            if not isinstance(t.frozen, FNN):
-                raise ValueError(f"tasks[{i}].frozen must be an FNN, got {type(t.frozen).__name__}")
+        checks.instances([t.frozen for t in tasks], "frozen models of tasks", FNN, "an FNN")
         frozen = [tasks[r.task].frozen for r in runs]
         shapes = {
             (t.frozen.width, t.frozen.depth, t.frozen.activation, t.frozen.has_bias) for t in tasks

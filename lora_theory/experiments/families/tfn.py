@@ -85,9 +85,7 @@ class TFNStack(Stacked):
         dev: torch.device,
         dtype: torch.dtype,
     ) -> TFNStack:
-        for i, t in enumerate(tasks):
-            if not isinstance(t.frozen, TFN):
-                raise ValueError(f"tasks[{i}].frozen must be a TFN, got {type(t.frozen).__name__}")
+        checks.instances([t.frozen for t in tasks], "frozen models of tasks", TFN, "a TFN")
         shapes = {(t.frozen.width, t.frozen.heads, t.frozen.depth) for t in tasks}
         if len(shapes) != 1:
             raise ValueError(
