@@ -149,14 +149,25 @@ class FNNStack(Stacked):
         return w + params["lora_b"] @ params["lora_a"] if self.r_max else w
 
     def forward(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """``h_l = act(h_{l−1} (W_l + B_l A_l)ᵀ + b_l)`` for ``x: (C', n, D)``; returns ``h_L``."""
+        """``h_l = act(h_{l−1} (W_l + B_l A_l)ᵀ + b_l)`` for ``x: (C', n, D)``; returns ``h_L``.
+
+        A linear model (identity activation, no biases) is ``x ↦ x (W'_L ⋯ W'_1)ᵀ``: the product
+        is formed first (``L − 1`` products of ``D × D`` matrices), so the ``n`` points pass
+        through one matrix instead of ``L``, forwards and backwards.
+        """
         w, h = self.effective(params), x
+        if self.activation == "identity" and not self.has_bias:
+            prod = w[:, 0]
+            for layer in range(1, w.shape[1]):
+                prod = torch.bmm(w[:, layer], prod)
+            return torch.bmm(h, prod.mT)
         for layer in range(w.shape[1]):
-            h = torch.bmm(h, w[:, layer].mT)
-            if self.has_bias:
-                h = h + params["bias"][:, layer, None, :]
+            if self.has_bias:  # b_l + h W_lᵀ in one kernel
+                h = torch.baddbmm(params["bias"][:, layer, None, :], h, w[:, layer].mT)
+            else:
+                h = torch.bmm(h, w[:, layer].mT)
             if self.activation == "relu":
-                h = torch.relu(h)
+                h = torch.relu_(h)
         return h
 
     @staticmethod
