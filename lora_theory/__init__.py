@@ -21,3 +21,15 @@ names, at the end of its docstring, the book section that introduces it.
 """
 
 __version__ = "0.1.0"
+
+
+def describe() -> str:
+    """One line for a chapter's setup cell: the package version, the run mode and the device
+    (:func:`lora_theory.runtime.mode`, :func:`lora_theory.runtime.device`), e.g.
+    ``"lora_theory 0.1.0, mode quick, device cpu"``.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    from .runtime import device, mode
+
+    return f"lora_theory {__version__}, mode {mode()}, device {device()}"

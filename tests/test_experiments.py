@@ -249,3 +249,36 @@ def test_final_layers_method_plugs_in():
     ]
     assert [r.n_params for r in rows] == [2 * 2 * 16 * 3 + 16 * 3, 16 * 16 + 16, 2 * (16 * 16 + 16)]
     assert all(math.isfinite(r.test_mse) for r in rows)
+
+
+def test_budget_describe_names_mode_seeds_steps_grid_and_precision():
+    from lora_theory.experiments import budget
+
+    text = budget("quick").describe("quick")
+    b = budget("quick")
+    assert text.startswith("quick mode: ")
+    assert f"{len(b.seeds)} seeds, {b.steps} Adam steps" in text
+    assert f"{b.n_test} test points" in text and "float64" in text and "float32" in text
+    with pytest.raises(ValueError, match="mode"):
+        b.describe("fast")
+
+
+def test_glue_prints_without_myst_nb_and_checks_its_arguments(capsys, monkeypatch):
+    import sys
+
+    from lora_theory import runtime
+
+    monkeypatch.setitem(sys.modules, "myst_nb", None)  # import fails as in plain Jupyter
+    runtime.glue("fig-budget", "quick mode: 2 seeds")
+    assert capsys.readouterr().out == "quick mode: 2 seeds\n"
+    for bad in ("", None, 3):
+        with pytest.raises(ValueError, match="non-empty string"):
+            runtime.glue(bad, "text")  # type: ignore[arg-type]
+
+
+def test_describe_names_version_mode_and_device(monkeypatch):
+    import lora_theory
+
+    monkeypatch.setenv("LORA_THEORY_MODE", "quick")
+    expected = f"lora_theory {lora_theory.__version__}, mode quick, device {runtime.device()}"
+    assert lora_theory.describe() == expected
