@@ -236,6 +236,12 @@ def measured_error(target: FNN, adapted: FNN, x: ArrayLike, squared: bool = Fals
     """
     checks.instance(target, "target", FNN, "an fnn.FNN")
     checks.instance(adapted, "adapted", FNN, "an fnn.FNN")
+    if target.width != adapted.width:
+        raise ValueError(
+            f"target and adapted must have one width, got {target.width} and {adapted.width}"
+        )
+    if not isinstance(squared, bool):
+        raise ValueError(f"squared must be a bool, got {squared!r}")
     diff = torch.linalg.vector_norm(adapted(x) - target(x), dim=1)
     return float((diff**2 if squared else diff).mean())
 
