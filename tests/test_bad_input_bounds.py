@@ -5,6 +5,7 @@ a target deeper than the frozen model. One parametrized test per function; see
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 
@@ -151,4 +152,4 @@ def test_half_precision_inputs_are_computed_in_float64():
     moment = bounds.empirical_second_moment(X.to(torch.bfloat16))
     assert moment.dtype == torch.float64
     chain = bounds.theorem5_chain(T2, F4, 1, X.to(torch.float16), 1.0)
-    assert all(a <= b * (1 + 1e-9) for a, b in zip(chain, chain[1:]))
+    assert all(a <= b * (1 + 1e-9) for a, b in itertools.pairwise(chain))
