@@ -127,9 +127,7 @@ CHAIN = [
     case(lambda: bounds.theorem5_chain(T2, F4, 2.5, X, 1.0), "rank must be an integer, got 2.5"),
     case(lambda: bounds.theorem5_chain(T2, "F", 1, X, 1.0), "frozen must be an FNN, got str"),
     case(lambda: bounds.theorem5_chain(F4, T2, 1, X, 1.0), "exceeds frozen depth"),
-    case(
-        lambda: bounds.theorem5_chain(T2, F4, 1, X.to(torch.complex128), 1.0), "x must be real"
-    ),
+    case(lambda: bounds.theorem5_chain(T2, F4, 1, X.to(torch.complex128), 1.0), "x must be real"),
 ]
 COUNTEREXAMPLE = [
     case(lambda: bounds.seed_constant_counterexample(5), "generator must be a torch.Generator"),
