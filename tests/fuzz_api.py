@@ -260,21 +260,18 @@ def check_tfn_construct(result: object, kw: dict[str, object]) -> None:
     transformer.certify(kw["target"], kw["frozen"], result, kw["rank"], RTOL)  # type: ignore[arg-type]
 
 
-def check_required_rank(module: object) -> Callable[[object, dict[str, object]], None]:
-    """At the required rank the optimum error is round-off; one rank less it is not (unless 0)."""
-
-    def check(result: object, kw: dict[str, object]) -> None:
-        assert isinstance(result, int) and result >= 0, result
-        if module is linear:
-            target, frozen = linear.check_inputs(kw["target"], kw["frozen"])  # type: ignore[arg-type]
-            err = (lambda r: linear.min_error(target, frozen, r)) if result else None
-            scale = norm2(target) + norm2(linalg.product(frozen))
-        else:
-            return  # fnn.required_rank is checked through construct (a block-wise Lemma 1)
-        if err is not None and result <= target.shape[0]:
-            assert err(result) <= RTOL * scale, (result, err(result))
-
-    return check
+def check_linear_required_rank(result: object, kw: dict[str, object]) -> None:
+    """At the required rank the optimum error ``σ_{RL+1}(E)`` is round-off (``0``: ``E`` itself
+    is)."""
+    assert isinstance(result, int) and result >= 0, result
+    target, frozen = linear.check_inputs(kw["target"], kw["frozen"])  # type: ignore[arg-type]
+    scale = norm2(target) + norm2(linalg.product(frozen))
+    error = (
+        linear.min_error(target, frozen, result)
+        if result
+        else norm2(target - linalg.product(frozen))
+    )
+    assert error <= RTOL * scale, (result, error, scale)
 
 
 def check_theorem5_chain(result: object, kw: dict[str, object]) -> None:
@@ -537,7 +534,7 @@ def specs(tmp: Path) -> list[Spec]:
             "linear.required_rank",
             linear.required_rank,
             {"target": LIN["target"], "frozen": LIN["frozen"]},
-            check_required_rank(linear),
+            check_linear_required_rank,
         ),
         Spec(
             "linear.adapted_product",
@@ -724,7 +721,6 @@ def specs(tmp: Path) -> list[Spec]:
             "fnn.required_rank",
             fnn.required_rank,
             {**TARGET_FROZEN, "partition": lambda: None},
-            check_required_rank(fnn),
         ),
         Spec(
             "fnn.theorem5_ranks",

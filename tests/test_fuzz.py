@@ -361,10 +361,12 @@ def memory_cap(headroom: int) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-def classify(spec: Spec, kwargs: dict[str, object], fixed: dict[str, object]) -> tuple[str, str]:
+def classify(
+    spec: Spec, kwargs: dict[str, object], fixed: dict[str, object], limit: float = LIMIT_S
+) -> tuple[str, str]:
     """Run one call and say what kind of outcome it had."""
     try:
-        with watchdog(LIMIT_S), warnings.catch_warnings():
+        with watchdog(limit), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = spec.func(**fixed, **kwargs)
             if spec.check is not None:
@@ -375,7 +377,7 @@ def classify(spec: Spec, kwargs: dict[str, object], fixed: dict[str, object]) ->
                 except ValueError as exc:
                     return "wrong", f"check raised: {type(exc).__name__}: {exc}"
     except Hang:
-        return "hang", f"no result within {LIMIT_S} s"
+        return "hang", f"no result within {limit} s"
     except ValueError as exc:
         return "clear", f"{type(exc).__name__}: {exc}"
     except OSError as exc:
@@ -450,6 +452,34 @@ def test_every_public_callable_has_a_fuzz_spec(all_specs):
     assert not missing, f"public callables without a fuzz spec: {missing}"
     unknown = sorted(fuzzed - public)
     assert not unknown, f"fuzz specs for names that are not public: {unknown}"
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+def _wrong_check(result: object, kwargs: dict[str, object]) -> None:
+    assert result == 0, f"promised 0, got {result}"
+
+
+@pytest.mark.parametrize(
+    ("spec", "kwargs", "kind"),
+    [
+        (Spec("ok", lambda x: 0, {}), {"x": 1}, "clean"),
+        (Spec("value", lambda x: math.sqrt(x), {}), {"x": -1}, "clear"),
+        (Spec("signature", lambda x: 0, {}), {"y": 1}, "clear"),
+        (Spec("inside", lambda x: [][x], {}), {"x": 1}, "obscure"),
+        (Spec("type", lambda x: x + "a", {}), {"x": 1}, "obscure"),
+        (Spec("spin", lambda x: _spin(), {}), {"x": 1}, "hang"),
+        (Spec("wrong", lambda x: x, {}, check=_wrong_check), {"x": 1}, "wrong"),
+        (Spec("read_csv", lambda path: open(path), {}), {"path": "/nonexistent"}, "clear"),
+        (Spec("open", lambda path: open(path), {}), {"path": "/nonexistent"}, "obscure"),
+    ],
+    ids=lambda v: v.name if isinstance(v, Spec) else "",
+)
+def test_the_classifier_tells_the_outcomes_apart(spec, kwargs, kind):
+    assert classify(spec, kwargs, {}, limit=0.2)[0] == kind
 
 
 def test_fuzz_public_api(all_specs):
