@@ -38,7 +38,7 @@ class LoRAFactors(NamedTuple):
     @classmethod
     def zeros(cls, width: int, dtype: torch.dtype = torch.float64) -> LoRAFactors:
         """The empty adapter (inner dimension 0): ``ΔW = 0``."""
-        width = checks.integer(width, "width", low=1)
+        width = checks.integer(width, "width", 1, checks.MAX_ELEMENTS)
         dtype = checks.dtype(dtype)
         return cls(torch.zeros(width, 0, dtype=dtype), torch.zeros(0, width, dtype=dtype))
 
@@ -116,7 +116,7 @@ def layer_ranks(rank: Ranks, depth: int, width: int) -> list[int]:
 
     Introduced in :ref:`ch-linear`.
     """
-    depth = checks.integer(depth, "depth", low=1)
+    depth = checks.integer(depth, "depth", 1, checks.MAX_LENGTH)
     width = checks.integer(width, "width", low=1)
     if isinstance(rank, torch.Tensor) and rank.ndim == 1:
         rank = rank.tolist()

@@ -60,6 +60,7 @@ def _second_moment_matrix(sigma_x: ArrayLike, width: int) -> torch.Tensor:
 
 def _lemma2_residual(target: FNN, frozen: FNN, rank: Ranks) -> torch.Tensor:
     """``E − LR_{ΣR_l}(E)`` with ``E = W̄_1 − ∏_l W_l`` (one-layer target only)."""
+    checks.instance(target, "target", FNN, "an fnn.FNN")
     if target.depth != 1:
         raise ValueError(f"Lemma 2 needs a one-layer target, got depth L_bar={target.depth}")
     (e,) = fnn.discrepancies(target, frozen)
@@ -169,6 +170,7 @@ def theorem5_beta(target: FNN, second_moment: ArrayLike) -> float:
 
     Introduced in :ref:`ch-error-bound`.
     """
+    checks.instance(target, "target", FNN, "an fnn.FNN")
     s = _second_moment_matrix(second_moment, target.width)
     b = math.sqrt(float(s.trace()))
     best = b
@@ -232,6 +234,14 @@ def measured_error(target: FNN, adapted: FNN, x: ArrayLike, squared: bool = Fals
 
     Introduced in :ref:`ch-error-bound`.
     """
+    checks.instance(target, "target", FNN, "an fnn.FNN")
+    checks.instance(adapted, "adapted", FNN, "an fnn.FNN")
+    if target.width != adapted.width:
+        raise ValueError(
+            f"target and adapted must have one width, got {target.width} and {adapted.width}"
+        )
+    if not isinstance(squared, bool):
+        raise ValueError(f"squared must be a bool, got {squared!r}")
     diff = torch.linalg.vector_norm(adapted(x) - target(x), dim=1)
     return float((diff**2 if squared else diff).mean())
 
@@ -268,6 +278,15 @@ def theorem5_chain(
     Introduced in :ref:`ch-error-bound`.
     """
     x = checks.tensor(x, "x")
+    fnn.check_pair(target, frozen)
+    c = checks.real(input_bound, "input_bound", positive=True)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] != frozen.width:
+        raise ValueError(f"x must be a batch (n, {frozen.width}), got shape {tuple(x.shape)}")
+    if float(x.abs().max()) > c:
+        raise ValueError(
+            f"x must lie in the box ‖x‖_∞ ≤ input_bound = {c:g} the construction is built for; "
+            f"it reaches {float(x.abs().max()):.3e}"
+        )
     depth, target_depth = frozen.depth, target.depth
     ranks = fnn.theorem5_ranks(depth, target_depth, rank)
     adapted = fnn.construct(target, frozen, rank=ranks, input_bound=input_bound)
@@ -276,11 +295,13 @@ def theorem5_chain(
     blocks = [product([weights[k] for k in b]) for b in fnn.uniform_partition(depth, target_depth)]
     spectral = [float(torch.linalg.matrix_norm(w, 2)) for w in blocks]
     amplification = [math.prod(spectral[i + 1 :]) for i in range(target_depth)]
-    states = target.hidden_states(x)[:-1]  # z̄_0, …, z̄_{L̄−1}
+    states = [z.double() for z in target.hidden_states(x)[:-1]]  # z̄_0, …, z̄_{L̄−1}
     mean_norms = [float(torch.linalg.vector_norm(z, dim=1).mean()) for z in states]
     lipschitz = sum(
-        a * torch.linalg.vector_norm(z @ (w - wbar).T, dim=1)
-        for a, z, w, wbar in zip(amplification, states, blocks, target.weights, strict=True)
+        a * torch.linalg.vector_norm(z @ (w - wbar.double()).T, dim=1)
+        for a, z, w, wbar in zip(
+            amplification, states, blocks, target.effective_weights, strict=True
+        )
     )
     errors = thm5.block_errors
     return Theorem5Chain(

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +27,9 @@ def integer(value: object, name: str, low: int | None = None, high: int | None =
 
     Introduced in :ref:`ch-linear`.
     """
+    for label, bound in (("low", low), ("high", high)):  # the caller's bounds, checked too
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int)):
+            raise ValueError(f"the bound {label} of {name} must be an int or None, got {bound!r}")
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
         raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     out = int(value)
@@ -162,6 +167,10 @@ def shape(t: torch.Tensor, expected: tuple[int | None, ...], name: str) -> torch
     """
     if not isinstance(t, torch.Tensor):
         raise ValueError(f"{name} must be a tensor, got {type(t).__name__}")
+    if not isinstance(expected, tuple) or not all(
+        e is None or (isinstance(e, int) and not isinstance(e, bool)) for e in expected
+    ):
+        raise ValueError(f"the expected shape of {name} must be a tuple of ints, got {expected!r}")
     ok = t.ndim == len(expected) and all(
         e is None or s == e for s, e in zip(t.shape, expected, strict=True)
     )
@@ -176,6 +185,7 @@ def choice(value: object, name: str, options: Sequence[object]) -> object:
 
     Introduced in :ref:`ch-linear`.
     """
+    options = sequence(options, f"the options of {name}", "allowed values")
     try:
         ok = not isinstance(value, (bool, np.bool_)) and bool(value in options)
     except (TypeError, ValueError, RuntimeError):  # e.g. an array compared with strings
@@ -188,6 +198,9 @@ def choice(value: object, name: str, options: Sequence[object]) -> object:
 #: Largest number of tensor entries a public function allocates on request (8 GiB of float64):
 #: a larger request is a typo or an overflow, refused before any allocation.
 MAX_ELEMENTS = 2**30
+#: Longest list a public function builds on request (layers, blocks, names, steps of a table): a
+#: larger request is a typo or an overflow, refused before any work.
+MAX_LENGTH = 2**20
 
 
 def elements(shape: Sequence[int], name: str) -> None:
@@ -195,7 +208,8 @@ def elements(shape: Sequence[int], name: str) -> None:
 
     Introduced in :ref:`ch-linear`.
     """
-    total = math.prod(int(s) for s in shape)
+    sizes = integers(shape, f"the shape of {name}", low=0, empty=True)
+    total = math.prod(sizes)
     if total > MAX_ELEMENTS:
         raise ValueError(
             f"{name} asks for a tensor of shape {tuple(shape)} ({total} entries); at most "
@@ -257,15 +271,40 @@ def sequence(value: object, name: str, what: str = "items", *, empty: bool = Fal
     return out
 
 
-def instances(items: Sequence[object], name: str, kind: type, what: str = "") -> None:
+def instance(value: object, name: str, kind: type | tuple[type, ...], what: str = "") -> object:
+    """``value`` if it is a ``kind`` (a type or a tuple of types); else ``ValueError``
+    ``"<name> must be <what>, got <type>"`` (``what`` defaults to the type's name).
+
+    Introduced in :ref:`ch-linear`.
+    """
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not kinds or not all(isinstance(k, type) for k in kinds):
+        raise ValueError(f"the kind of {name} must be a type or a tuple of types, got {kind!r}")
+    if not isinstance(value, kinds):
+        label = what or " or ".join(k.__name__ for k in kinds)
+        raise ValueError(f"{name} must be {label}, got {type(value).__name__}")
+    return value
+
+
+def instances(
+    items: Sequence[object], name: str, kind: type | tuple[type, ...], what: str = ""
+) -> None:
     """Raise ``ValueError`` unless every ``items[i]`` is a ``kind`` (message: ``name[i]``).
 
     Introduced in :ref:`ch-linear`.
     """
-    for i, item in enumerate(items):
-        if not isinstance(item, kind):
-            label = what or kind.__name__
-            raise ValueError(f"{name}[{i}] must be {label}, got {type(item).__name__}")
+    for i, item in enumerate(sequence(items, name, "items", empty=True)):
+        instance(item, f"{name}[{i}]", kind, what)
+
+
+def path(value: object, name: str = "path") -> Path:
+    """``value`` (a ``str`` or ``os.PathLike``, not empty) as a :class:`~pathlib.Path`.
+
+    Introduced in :ref:`sec-fig1`.
+    """
+    if not isinstance(value, (str, os.PathLike)) or value == "":
+        raise ValueError(f"{name} must be a file path (str or os.PathLike), got {value!r}")
+    return Path(value)
 
 
 def integers(

@@ -51,7 +51,7 @@ def layer_names(depth: int, activation: str) -> list[str]:
 
     Introduced in :ref:`ch-final-layers`.
     """
-    depth = checks.integer(depth, "depth", low=1)
+    depth = checks.integer(depth, "depth", 1, checks.MAX_LENGTH)
     checks.choice(activation, "activation", ("relu", "identity"))
     step = 2 if activation == "relu" else 1
     return [str(step * k) for k in range(depth)]

@@ -75,7 +75,10 @@ def check_exact(where: str, achieved: float, optimum: float, scale: float, rtol:
     """
     if isinstance(achieved, bool) or not isinstance(achieved, numbers.Real):
         raise ValueError(f"achieved must be a real number, got {achieved!r}")
-    achieved = float(achieved)  # NaN or inf is a missed tolerance, raised below
+    try:
+        achieved = float(achieved)  # NaN or inf is a missed tolerance, raised below
+    except OverflowError:  # an int beyond the float range: as missed as inf
+        achieved = math.inf
     optimum = checks.real(optimum, "optimum", non_negative=True)
     scale = checks.real(scale, "scale", non_negative=True)
     rtol = checks.real(rtol, "rtol", positive=True)

@@ -48,6 +48,7 @@ def stack_starts(starts: Sequence[Start]) -> Stack:
     """
     if isinstance(starts, (str, bytes)) or not isinstance(starts, Sequence) or not starts:
         raise ValueError("starts must be a non-empty list of Start")
+    checks.instances(starts, "starts", Start, "a Start (from initialise)")
     shapes = {(st.factors.B.shape, st.factors.A.shape, st.residual.shape) for st in starts}
     if len(shapes) != 1:
         raise ValueError(f"all starts must share one shape, got {sorted(map(str, shapes))}")
@@ -59,6 +60,10 @@ def stack_starts(starts: Sequence[Start]) -> Stack:
 
 
 def _check_stack(stack: Stack) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    if not isinstance(stack, tuple) or len(stack) != 3:
+        raise ValueError(
+            f"stack must be a Stack (residual, B, A) from stack_starts, got {type(stack).__name__}"
+        )
     e, b, a = (checks.tensor(x, n) for x, n in zip(stack, ("residual", "B", "A"), strict=True))
     if b.ndim != 3 or a.ndim != 3 or e.ndim not in (2, 3):
         raise ValueError(
@@ -101,6 +106,7 @@ def train(
     e, b, a = _check_stack(stack)
     method = checks.choice(method, "method", METHODS)  # type: ignore[assignment]
     steps = checks.integer(steps, "steps", low=0)
+    checks.elements((b.shape[0], steps + 1), "the loss curves")
     rates = _rates(lr, b.shape[0])
     s = lora_scale(max(b.shape[2], 1), alpha)
     b, a = b.clone(), a.clone()

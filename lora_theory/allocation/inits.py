@@ -38,7 +38,9 @@ INIT_NAMES: tuple[str, ...] = ("standard", "gaussian", "seed", "seed_v", "seed_u
 
 def _width_rank(width: int, rank: int) -> tuple[int, int]:
     width = checks.integer(width, "width", low=1)
-    return width, checks.rank(rank, "rank", upper=width)
+    rank = checks.rank(rank, "rank", upper=width)
+    checks.elements((width, rank), "the LoRA factors")
+    return width, rank
 
 
 def standard_init(width: int, rank: int, generator: torch.Generator, std: float) -> LoRAFactors:
@@ -49,6 +51,7 @@ def standard_init(width: int, rank: int, generator: torch.Generator, std: float)
     """
     width, rank = _width_rank(width, rank)
     std = checks.real(std, "std", positive=True)
+    checks.generator(generator)
     a = torch.randn(rank, width, generator=generator, dtype=torch.float64) * std
     return LoRAFactors(torch.zeros(width, rank, dtype=torch.float64), a)
 
@@ -61,6 +64,7 @@ def gaussian_init(width: int, rank: int, generator: torch.Generator, std: float)
     """
     width, rank = _width_rank(width, rank)
     std = checks.real(std, "std", positive=True)
+    checks.generator(generator)
     b = torch.randn(width, rank, generator=generator, dtype=torch.float64) * std
     a = torch.randn(rank, width, generator=generator, dtype=torch.float64) * std
     return LoRAFactors(b, a)
@@ -295,6 +299,10 @@ def gradient_norm_table(
 
     Introduced in :ref:`ch-allocation`.
     """
+    if not isinstance(starts, Mapping):
+        raise ValueError(f"starts must be a mapping name → Start, got {type(starts).__name__}")
+    checks.instances(list(starts.values()), "starts values", Start, "a Start (from initialise)")
+    alphas = checks.sequence(alphas, "alphas", "LoRA alphas (or None)")
     return [
         Reading(name, loss, wrt, alpha, gradient_norm(st.residual, st.factors, loss, wrt, alpha))
         for name, st in starts.items()

@@ -159,7 +159,8 @@ def residuals(
     """
     objective = checks.choice(objective, "objective", OBJECTIVES)  # type: ignore[assignment]
     specs = _spectra(spectra)
-    if isinstance(ranks, (str, bytes)) or len(ranks) != len(specs):
+    ranks = checks.sequence(ranks, "ranks", "ranks, one per matrix", empty=True)
+    if len(ranks) != len(specs):
         raise ValueError(f"ranks must list one rank per matrix ({len(specs)}), got {ranks!r}")
     rs = [
         checks.integer(r, f"ranks[{m}]", 0, s.numel())

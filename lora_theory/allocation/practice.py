@@ -52,6 +52,8 @@ def spectrum_task(
     Introduced in :ref:`sec-allocation-practice`.
     """
     width = checks.integer(width, "width", low=1)
+    checks.elements((width, width), "spectrum_task")
+    checks.generator(generator)
     sigma_1 = checks.real(sigma_1, "sigma_1", positive=True)
     if isinstance(decays, (str, bytes)) or not isinstance(decays, Sequence) or not decays:
         raise ValueError(f"decays must be a non-empty list of numbers in (0, 1], got {decays!r}")
@@ -91,6 +93,8 @@ class ParallelLinear(nn.Module):
 
     def __init__(self, weights: Sequence[torch.Tensor], dtype: torch.dtype = torch.float32):
         super().__init__()
+        weights = checks.square_list(weights, "weights")
+        dtype = checks.dtype(dtype)
         self.layers = nn.ModuleList()
         for w in weights:
             layer = nn.Linear(w.shape[1], w.shape[0], bias=False, dtype=dtype)
@@ -99,10 +103,28 @@ class ParallelLinear(nn.Module):
             self.layers.append(layer)
 
     def forward(self, x: torch.Tensor, target: torch.Tensor | None = None):
+        weight = self.layers[0].weight
+        if not isinstance(x, torch.Tensor) or x.dtype != weight.dtype or x.ndim != 2:
+            raise ValueError(f"x must be a {weight.dtype} tensor (n, D), got {_describe(x)}")
+        checks.shape(x, (None, weight.shape[1]), "x")
         y = torch.stack([layer(x) for layer in self.layers])
         if target is None:
             return y
+        if (
+            not isinstance(target, torch.Tensor)
+            or target.shape != y.shape
+            or target.dtype != y.dtype
+        ):
+            raise ValueError(
+                f"target must be a {y.dtype} tensor {tuple(y.shape)}, got {_describe(target)}"
+            )
         return Output(y, ((y - target) ** 2).sum())
+
+
+def _describe(t: object) -> str:
+    if isinstance(t, torch.Tensor):
+        return f"a {t.dtype} tensor of shape {tuple(t.shape)}"
+    return type(t).__name__
 
 
 def layer_names(n_layers: int) -> list[str]:
@@ -110,7 +132,8 @@ def layer_names(n_layers: int) -> list[str]:
 
     Introduced in :ref:`sec-allocation-practice`.
     """
-    return [f"layers.{m}" for m in range(checks.integer(n_layers, "n_layers", low=1))]
+    n_layers = checks.integer(n_layers, "n_layers", 1, checks.MAX_LENGTH)
+    return [f"layers.{m}" for m in range(n_layers)]
 
 
 def peft_model(
@@ -134,9 +157,10 @@ def peft_model(
     """
     import peft
 
+    checks.instance(task, "task", Task, "a practice.Task (from spectrum_task)")
     method = checks.choice(method, "method", METHODS)  # type: ignore[assignment]
     names = layer_names(len(task.frozen))
-    ranks = [checks.integer(r, f"ranks[{m}]", low=0) for m, r in enumerate(ranks)]
+    ranks = list(checks.integers(ranks, "ranks", low=0))
     if len(ranks) != len(names) or not any(ranks):
         raise ValueError(f"ranks must list {len(names)} ranks, not all 0; got {ranks}")
     base = ParallelLinear(task.frozen)
@@ -175,6 +199,9 @@ def effective_weights(model: nn.Module, width: int) -> list[torch.Tensor]:
 
     Introduced in :ref:`sec-allocation-practice`.
     """
+    checks.instance(model, "model", nn.Module, "a torch.nn.Module (from peft_model)")
+    width = checks.integer(width, "width", low=1)
+    checks.elements((width, width), "effective_weights")
     dtype = next(model.parameters()).dtype
     with torch.no_grad():
         y = model(torch.eye(width, dtype=dtype))
@@ -186,6 +213,7 @@ def layer_losses(model: nn.Module, task: Task) -> torch.Tensor:
 
     Introduced in :ref:`sec-allocation-practice`.
     """
+    checks.instance(task, "task", Task, "a practice.Task (from spectrum_task)")
     width = task.targets[0].shape[0]
     return torch.stack(
         [
@@ -201,6 +229,7 @@ def adalora_ranks(model: nn.Module) -> list[int]:
 
     Introduced in :ref:`sec-allocation-practice`.
     """
+    checks.instance(model, "model", nn.Module, "a torch.nn.Module (from peft_model)")
     return [int((p != 0).sum()) for n, p in model.named_parameters() if "lora_E" in n]
 
 
@@ -214,8 +243,14 @@ def fit(model: nn.Module, task: Task, steps: int, lr: float, adalora: bool = Fal
 
     Introduced in :ref:`sec-allocation-practice`.
     """
-    steps = checks.integer(steps, "steps", low=0)
+    checks.instance(model, "model", nn.Module, "a torch.nn.Module (from peft_model)")
+    checks.instance(task, "task", Task, "a practice.Task (from spectrum_task)")
+    steps = checks.integer(steps, "steps", 0, checks.MAX_LENGTH)
     lr = checks.real(lr, "lr", positive=True)
+    if not isinstance(adalora, bool):
+        raise ValueError(f"adalora must be a bool, got {adalora!r}")
+    if adalora and not hasattr(getattr(model, "base_model", None), "update_and_allocate"):
+        raise ValueError("adalora=True needs an AdaLoRA model (peft_model(task, 'adalora', …))")
     width = task.targets[0].shape[0]
     dtype = next(model.parameters()).dtype
     x = torch.eye(width, dtype=dtype)

@@ -122,6 +122,8 @@ def random_orthogonal(width: int, generator: torch.Generator) -> torch.Tensor:
     Introduced in :ref:`ch-allocation`.
     """
     width = checks.integer(width, "width", low=1)
+    checks.elements((width, width), "random_orthogonal")
+    checks.generator(generator)
     q, r = torch.linalg.qr(torch.randn(width, width, generator=generator, dtype=torch.float64))
     return q * torch.sign(torch.diagonal(r))
 
@@ -173,7 +175,7 @@ def seed_objective(E: ArrayLike, ranks: Sequence[int]) -> float:
     Introduced in :ref:`ch-allocation`.
     """
     e = _matrix(E, "E")
-    total = sum(checks.integer(r, f"ranks[{i}]", low=0) for i, r in enumerate(ranks))
+    total = sum(checks.integers(ranks, "ranks", low=0))
     return float(sigma(e, total + 1))
 
 
@@ -184,7 +186,8 @@ def seed_objective_values(E: ArrayLike, R_total: int) -> torch.Tensor:
 
     Introduced in :ref:`ch-allocation`.
     """
-    r_total = checks.integer(R_total, "R_total", low=0)
+    rows = _matrix(E, "E").shape[0]  # a budget beyond the rank of E changes nothing
+    r_total = checks.integer(R_total, "R_total", 0, rows)
     return torch.tensor(
         [seed_objective(E, (r1, r_total - r1)) for r1 in range(r_total + 1)], dtype=torch.float64
     )
@@ -225,6 +228,7 @@ def is_symmetric(M: ArrayLike, tol: float = 1e-12) -> bool:
     Introduced in :ref:`ch-allocation`.
     """
     m = checks.square(M, "M")
+    tol = checks.real(tol, "tol", non_negative=True)
     return float(torch.linalg.matrix_norm(m - m.T)) <= tol * float(torch.linalg.matrix_norm(m))
 
 
@@ -236,6 +240,7 @@ def definiteness(M: ArrayLike, tol: float = 1e-12) -> str:
     Introduced in :ref:`ch-allocation`.
     """
     m = checks.square(M, "M")
+    tol = checks.real(tol, "tol", non_negative=True)
     lam = torch.linalg.eigvalsh((m + m.T) / 2)
     cut = tol * float(lam.abs().max())
     pos, neg = bool((lam > cut).any()), bool((lam < -cut).any())
@@ -258,6 +263,8 @@ def columns_per_direction(B: ArrayLike, U: ArrayLike, tol: float = 1e-10) -> tor
     """
     b, u = _matrix(B, "B"), _matrix(U, "U")
     tol = checks.real(tol, "tol", positive=True)
+    if u.shape[0] != b.shape[0]:
+        raise ValueError(f"U needs {b.shape[0]} rows like B (D, r), got shape {tuple(u.shape)}")
     coef = (u.T @ b).abs()
     return (coef > tol * torch.linalg.vector_norm(b, dim=0)).sum(dim=1)
 

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
+from .. import checks
+
 
 @dataclass(frozen=True)
 class Row:
@@ -108,7 +110,9 @@ def write_csv(rows: Iterable[Row], path: str | Path) -> Path:
 
     Introduced in :ref:`sec-fig1`.
     """
-    path = Path(path)
+    path = checks.path(path)
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, Iterable):
+        raise ValueError(f"rows must be an iterable of Row, got {type(rows).__name__}")
     rows = list(rows)
     for i, row in enumerate(rows, 1):
         if (problem := _row_problem(row)) is not None:
@@ -147,8 +151,9 @@ def read_csv(path: str | Path) -> list[Row]:
 
     Introduced in :ref:`sec-fig1`.
     """
+    path = checks.path(path)
     try:
-        with Path(path).open(encoding="utf-8", newline="") as f:
+        with path.open(encoding="utf-8", newline="") as f:
             text = f.read()
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
@@ -195,8 +200,9 @@ def median_curve(
 
     Introduced in :ref:`sec-fig1`.
     """
-    if x not in ("rank", "n_params"):
-        raise ValueError(f"x must be 'rank' or 'n_params', got {x!r}")
+    rows = checks.sequence(rows, "rows", "result Rows", empty=True)
+    checks.instances(rows, "rows", Row, "a Row")
+    checks.choice(x, "x", ("rank", "n_params"))
     groups: dict[float, list[float]] = {}
     for r in rows:
         if r.panel == panel and r.method == method:

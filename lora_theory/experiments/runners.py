@@ -188,8 +188,13 @@ def run(
         raise ValueError(f"budget must be a Budget, got {type(budget).__name__}")
     resolve_device(device)  # a bad device fails before any work
     exp = experiment.in_mode(resolved)
-    for p in exp.panels:
-        _trained(p)  # unknown families and methods fail before any work
+    for p in exp.panels:  # unknown families and methods, and empty sweeps, fail before any work
+        for method in _trained(p):
+            if not family(p.family).sweeps[method](exp, p):
+                raise ValueError(
+                    f"panel {p.name!r}: method {method!r} has nothing to run (its sweep is empty "
+                    f"for ranks {exp.ranks} and depth {p.depth})"
+                )
     work = budget if budget is not None else exp.budget(resolved)
     bar = tqdm(
         total=total_steps(exp, work),

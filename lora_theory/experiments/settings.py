@@ -94,6 +94,8 @@ class Panel:
 
     def option(self, name: str, default: object = None) -> object:
         """The family-specific option ``name`` (``default`` when not set)."""
+        if not isinstance(name, str):
+            raise ValueError(f"option name must be a string, got {name!r}")
         return dict(self.options).get(name, default)
 
     def threshold(self, width: int) -> int:
@@ -102,6 +104,26 @@ class Panel:
         from .families import family  # the registry imports this module
 
         return family(self.family).threshold(self, width)
+
+
+def task_arguments(panel: object, width: object, seed: object) -> tuple[Panel, int, int]:
+    """The arguments of a family's ``random_task``, checked: a :class:`Panel`, an integer width
+    ``1 ≤ D ≤ MAX_WIDTH`` and a seed ``≥ 0``.
+
+    Introduced in :ref:`sec-fig1`.
+    """
+    checks.instance(panel, "panel", Panel, "a Panel")
+    width = checks.integer(width, "width", 1, MAX_WIDTH)
+    return panel, width, checks.integer(seed, "seed", low=0)  # type: ignore[return-value]
+
+
+def model_size(width: object, depth: object, name: str = "depth") -> tuple[int, int]:
+    """``(D, L)`` of a model, checked: ``1 ≤ D ≤ MAX_WIDTH``, ``1 ≤ L ≤ checks.MAX_LENGTH``.
+
+    Introduced in :ref:`sec-fig1`.
+    """
+    width = checks.integer(width, "width", 1, MAX_WIDTH)
+    return width, checks.integer(depth, name, 1, checks.MAX_LENGTH)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,9 @@ from itertools import product as cartesian
 
 import torch
 
-from .. import checks
 from ..training import FitSettings, Run, Task, fit
 from .families import Family, family
-from .settings import MAX_WIDTH, PRETRAINING, Experiment, Panel, Pretraining
+from .settings import PRETRAINING, Experiment, Panel, Pretraining, task_arguments
 
 Progress = Callable[[int], None]
 
@@ -29,10 +28,7 @@ def random_task(panel: Panel, width: int, seed: int) -> Task:
 
     Introduced in :ref:`sec-fig1`.
     """
-    if not isinstance(panel, Panel):
-        raise ValueError(f"panel must be a Panel, got {type(panel).__name__}")
-    width = checks.integer(width, "width", 1, MAX_WIDTH)
-    seed = checks.integer(seed, "seed", low=0)
+    panel, width, seed = task_arguments(panel, width, seed)
     return family(panel.family).random_task(panel, width, seed)
 
 

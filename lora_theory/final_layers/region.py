@@ -91,8 +91,8 @@ class Region:
         """``n`` points uniform on ``S``, ``(n, D)`` float64: ``p`` uniform on ``P``, then
         ``x = W_1^{-1} (p − b_1)`` (an affine bijection, so uniform stays uniform)."""
         n = checks.integer(n, "n", low=1)
-        if not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        checks.elements((n, self.width), "Region.sample")
+        checks.generator(generator)
         u = torch.rand(n, self.width, generator=generator, dtype=torch.float64)
         p = self.lo + (self.hi - self.lo) * u
         return torch.linalg.solve(self.first_weight, (p - self.first_bias).T).T
@@ -182,6 +182,7 @@ def find_region(
     elif not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     width = w1.shape[0]
+    checks.elements((n_candidates, width), "find_region candidates")
     inv = torch.linalg.solve(w1, torch.eye(width, dtype=torch.float64))  # columns v_j
     m = wbar @ inv  # target pre-activation = M p + c_vec
     centres = torch.cat(
@@ -291,7 +292,11 @@ def _certify(
         raise ValueError(f"region leaves the box ‖x‖_∞ ≤ {c:g} (reaches {worst:.3e})")
     slopes = m[:, j]
     length = float(hi[j] - lo[j])
-    bound = length**2 * float(slopes[list(active)].square().sum()) / (12 * width)
+    bound = length * length * float(slopes[list(active)].square().sum()) / (12 * width)
+    if not math.isfinite(bound):
+        raise ValueError(
+            f"input_bound={c:g} is too large: the region's error bound overflows float64"
+        )
     margins = tuple(float(q_lo[i]) for i in active)
     return Region(j, lo, hi, w1, b1, active, slopes, margins, x_lo, x_hi, c, bound)
 

@@ -29,7 +29,7 @@ Partition = list[list[int]]
 
 
 def _check_depths(depth: int, target_depth: int) -> None:
-    depth = checks.integer(depth, "L", low=1)
+    depth = checks.integer(depth, "L", 1, checks.MAX_LENGTH)
     target_depth = checks.integer(target_depth, "L_bar", low=1)
     if target_depth > depth:
         raise ValueError(
@@ -110,6 +110,7 @@ def blocks_of(pair: Pair, partition: Sequence[Sequence[int]] | None) -> Partitio
 
     Introduced in :ref:`ch-multilayer`.
     """
+    checks.instance(pair, "pair", Pair, "an fnn.Pair (from check_pair)")
     depth, target_depth = len(pair.frozen_weights), len(pair.target_weights)
     if partition is None:
         return uniform_partition(depth, target_depth)

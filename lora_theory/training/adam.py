@@ -41,7 +41,7 @@ class BatchedAdam:
                 f"{tuple(param.shape)}"
             ) from exc
         for name, t in (("lr", lr), ("weight_decay", weight_decay)):
-            if not isinstance(t, torch.Tensor) or t.shape != (len(param),):
+            if not isinstance(t, torch.Tensor) or t.shape != (len(param),) or t.is_complex():
                 raise ValueError(
                     f"{name} must be a tensor of shape ({len(param)},), one per config; got "
                     f"{_describe(t)}"

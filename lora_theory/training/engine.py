@@ -40,7 +40,7 @@ from ..runtime import generator
 from .adam import BatchedAdam
 from .data import FitResult, FitSettings, Run, Task
 from .shards import sharded
-from .stacked import Stacked
+from .stacked import Stacked, check_runs
 
 #: Input entries (configs × points × entries per point) evaluated at once for the test MSE.
 _EVAL_ELEMENTS = 2**24
@@ -53,14 +53,7 @@ def _check(tasks: Sequence[Task], runs: Sequence[Run], stacked: object) -> None:
         raise ValueError(f"stacked must be a Stacked subclass, got {stacked!r}")
     if not tasks or not runs:
         raise ValueError("fit needs at least one task and one run")
-    for i, t in enumerate(tasks):
-        if not isinstance(t, Task):
-            raise ValueError(f"tasks[{i}] must be a Task, got {type(t).__name__}")
-    for i, r in enumerate(runs):
-        if not isinstance(r, Run):
-            raise ValueError(f"runs[{i}] must be a Run, got {type(r).__name__}")
-        if r.task >= len(tasks):
-            raise ValueError(f"runs[{i}].task={r.task} is not an index into {len(tasks)} tasks")
+    check_runs(tasks, runs)
 
 
 def _stack_data(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], like: torch.Tensor, dim: int):

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from .. import checks
 from ..runtime import generator
 from .data import Run, Task
 
@@ -167,6 +168,42 @@ class _MSE(torch.autograd.Function):
         return residual * scale.reshape(-1, *([1] * (residual.ndim - 1))), None
 
 
+def check_runs(tasks: Sequence[Task], runs: Sequence[Run]) -> tuple[list[Task], list[Run]]:
+    """``tasks`` and ``runs`` as lists: at least one of each, every run's task an index into
+    ``tasks``; ``ValueError`` naming the first bad item otherwise.
+
+    Introduced in :ref:`sec-fig1`.
+    """
+    tasks = checks.sequence(tasks, "tasks", "Task objects")
+    checks.instances(tasks, "tasks", Task, "a Task")
+    runs = checks.sequence(runs, "runs", "Run objects")
+    checks.instances(runs, "runs", Run, "a Run")
+    for i, r in enumerate(runs):
+        if r.task >= len(tasks):
+            raise ValueError(f"runs[{i}].task={r.task} is not an index into {len(tasks)} tasks")
+    return tasks, runs
+
+
+def check_build(
+    tasks: Sequence[Task],
+    runs: Sequence[Run],
+    init_std: float,
+    dev: torch.device,
+    dtype: torch.dtype,
+) -> tuple[list[Task], list[Run], float]:
+    """The arguments of a family's :meth:`Stacked.build`, checked once at its door (the engine
+    passes checked ones; a direct call may not): :func:`check_runs`, ``init_std ≥ 0``, a
+    ``torch.device`` and a computation dtype.
+
+    Introduced in :ref:`sec-fig1`.
+    """
+    tasks, runs = check_runs(tasks, runs)
+    init_std = checks.real(init_std, "init_std", non_negative=True)
+    checks.instance(dev, "dev", torch.device, "a torch.device")
+    checks.dtype(dtype)
+    return tasks, runs, init_std
+
+
 def lora_init(
     task: Task, rank: int, r_max: int, shape: tuple[int, ...], init_std: float
 ) -> torch.Tensor:
@@ -178,7 +215,15 @@ def lora_init(
 
     Introduced in :ref:`sec-fig1`.
     """
+    checks.instance(task, "task", Task, "a training.Task")
+    r_max = checks.integer(r_max, "r_max", low=0)
+    rank = checks.integer(rank, "rank", 0, r_max)
+    shape = checks.integers(shape, "shape", low=1)
+    if len(shape) != 2:
+        raise ValueError(f"shape must be (n_matrices, width), got {shape}")
+    init_std = checks.real(init_std, "init_std", non_negative=True)
     n_mats, width = shape
+    checks.elements((n_mats, r_max, width), "lora_init")
     out = torch.zeros(n_mats, r_max, width, dtype=torch.float64)
     gen = generator(task.seed, "lora-init")
     out[:, :rank] = torch.randn(n_mats, rank, width, generator=gen, dtype=torch.float64)

@@ -65,6 +65,8 @@ def relative_error(a: TFN, b: TFN, x: torch.Tensor) -> float:
 
     Introduced in :ref:`ch-transformer`.
     """
+    checks.instance(a, "a", TFN, "a TFN")
+    checks.instance(b, "b", TFN, "a TFN")
     want = b(x)
     return float(torch.linalg.vector_norm(a(x) - want) / torch.linalg.vector_norm(want))
 
@@ -95,6 +97,7 @@ def certify(
     Introduced in :ref:`ch-transformer`.
     """
     check_tfn_pair(target, adapted)
+    rank = checks.rank(rank, "rank", target.width)
     rtol = exact_rtol(torch.float64) if rtol is None else checks.real(rtol, "rtol", positive=True)
     p = {k: v.double() for k, v in adapted.effective().items()}
     t = {k: v.double() for k, v in target.effective().items()}

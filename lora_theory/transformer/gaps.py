@@ -65,6 +65,7 @@ def calibration(target: TFN, frozen: TFN) -> list[torch.Tensor]:
 
     Introduced in :ref:`ch-transformer`.
     """
+    check_tfn_pair(target, frozen)
     t, f = target.effective(), frozen.effective()
     eye = torch.eye(frozen.width, dtype=torch.float64)
     return [eye] + [
@@ -182,6 +183,7 @@ def weight_conditioning(target: TFN, frozen: TFN) -> tuple[Conditioning, ...]:
 
     Introduced in :ref:`ch-transformer`.
     """
+    check_tfn_pair(target, frozen)
     out = []
     for net, bar in ((frozen, ""), (target, "̄")):
         p = net.effective()

@@ -226,8 +226,9 @@ class TFN:
         width = checks.integer(width, "width", low=1)
         heads = checks.integer(heads, "heads", low=1)
         depth = checks.integer(depth, "depth", low=1)
-        if not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        checks.elements((depth, heads, 4, width, width), "TFN.random")
+        checks.generator(generator)
+        dtype = checks.dtype(dtype)
         bound = 1.0 / math.sqrt(width)
 
         def uniform(*shape: int) -> torch.Tensor:

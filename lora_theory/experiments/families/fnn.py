@@ -24,7 +24,8 @@ from ...fnn import FNN
 from ...linalg import product
 from ...runtime import generator
 from ...training import Run, Stacked, Task, lora_init
-from ..settings import Experiment, Panel
+from ...training.stacked import check_build
+from ..settings import Experiment, Panel, model_size, task_arguments
 from . import Family, register
 
 
@@ -46,11 +47,12 @@ class Trainable:
     def __post_init__(self) -> None:
         checks.integer(self.lora_rank, "lora_rank", low=0)
         checks.integer(self.final_layers, "final_layers", low=0)
-        if not isinstance(self.tune_bias, bool):
-            raise ValueError(f"tune_bias must be a bool, got {self.tune_bias!r}")
+        _flag(self.tune_bias, "tune_bias")
 
     def check(self, width: int, depth: int, bias: bool) -> None:
         """Raise ``ValueError`` if this spec does not fit a width-``D``, depth-``L`` model."""
+        width, depth = model_size(width, depth)
+        _flag(bias, "bias")
         checks.integer(self.lora_rank, "lora_rank", 0, width)
         checks.integer(self.final_layers, "final_layers", 0, depth)
         if self.tune_bias and not bias:
@@ -61,9 +63,16 @@ class Trainable:
     def n_params(self, width: int, depth: int, bias: bool = True) -> int:
         """Trainable parameters: ``2RDL`` (LoRA) ``+ kD²`` (final-layer weights) ``+ D`` per
         tuned bias (all ``L`` with ``tune_bias``, else the last ``k``; none without biases)."""
+        width, depth = model_size(width, depth)
+        _flag(bias, "bias")
         tuned_biases = (depth if self.tune_bias else self.final_layers) if bias else 0
         lora = n_lora_params(width, [self.lora_rank] * depth)
         return lora + self.final_layers * width * width + tuned_biases * width
+
+
+def _flag(value: object, name: str) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
 
 
 class FNNStack(Stacked):
@@ -87,6 +96,7 @@ class FNNStack(Stacked):
         dev: torch.device,
         dtype: torch.dtype,
     ) -> FNNStack:
+        tasks, runs, init_std = check_build(tasks, runs, init_std, dev, dtype)
         checks.instances([t.frozen for t in tasks], "frozen models of tasks", FNN, "an FNN")
         frozen = [tasks[r.task].frozen for r in runs]
         shapes = {
@@ -190,6 +200,7 @@ def random_task(panel: Panel, width: int, seed: int) -> Task:
 
     Introduced in :ref:`sec-fig1`.
     """
+    panel, width, seed = task_arguments(panel, width, seed)
     gen = generator(seed, "model")
     kw = {"bias": panel.bias, "activation": "identity" if panel.family == "linear" else "relu"}
     target = FNN.random(width, panel.target_depth, gen, **kw)
@@ -211,6 +222,7 @@ def linear_construction(task: Task, rank: int) -> FNN:
 
     Introduced in :ref:`sec-fig1`.
     """
+    _fnn_task(task)
     if task.frozen.has_bias or task.target.has_bias:
         raise ValueError("Lemma 1 is stated for linear models without biases")
     adapters = linear.construct(product(task.target.weights), task.frozen.weights, rank)
@@ -223,7 +235,13 @@ def fnn_construction(task: Task, rank: int) -> FNN:
 
     Introduced in :ref:`sec-fig2`.
     """
+    _fnn_task(task)
     return fnn.construct(task.target, task.frozen, rank=rank, input_bound=INPUT_BOUND)
+
+
+def _fnn_task(task: object) -> None:
+    checks.instance(task, "task", Task, "a training.Task")
+    fnn.check_pair(task.target, task.frozen)  # type: ignore[attr-defined]
 
 
 def _gradient(exp: Experiment, p: Panel) -> list[tuple[int, Trainable]]:

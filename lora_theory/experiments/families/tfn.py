@@ -23,8 +23,9 @@ from ... import checks, transformer
 from ...adapters import LoRAFactors
 from ...runtime import generator
 from ...training import Run, Stacked, Task, lora_init
+from ...training.stacked import check_build
 from ...transformer import ATTENTION, TFN, TFNAdapters
-from ..settings import Experiment, Panel
+from ..settings import Experiment, Panel, model_size, task_arguments
 from . import Family, register
 
 
@@ -54,6 +55,8 @@ class TFNTrainable:
     def n_params(self, width: int, depth: int, heads: int) -> int:
         """``2RD(4LH + 2)`` LoRA weights, ``+ 2LD`` biases if tuned, ``+ (4LH + 2L)D² + D²``
         weights when ``full``."""
+        width, depth = model_size(width, depth)
+        heads = model_size(width, heads, "heads")[1]
         lora = 2 * self.lora_rank * width * (4 * depth * heads + 2)
         biases = 2 * depth * width if self.tune_bias or self.full else 0
         weights = ((4 * heads + 2) * depth + 1) * width * width if self.full else 0
@@ -85,6 +88,7 @@ class TFNStack(Stacked):
         dev: torch.device,
         dtype: torch.dtype,
     ) -> TFNStack:
+        tasks, runs, init_std = check_build(tasks, runs, init_std, dev, dtype)
         checks.instances([t.frozen for t in tasks], "frozen models of tasks", TFN, "a TFN")
         shapes = {(t.frozen.width, t.frozen.heads, t.frozen.depth) for t in tasks}
         if len(shapes) != 1:
@@ -180,6 +184,7 @@ def random_task(panel: Panel, width: int, seed: int) -> Task:
 
     Introduced in :ref:`ch-transformer`.
     """
+    panel, width, seed = task_arguments(panel, width, seed)
     if panel.target_depth != panel.depth:
         raise ValueError(
             f"panel {panel.name!r}: Theorem 7 needs target_depth == depth, got "
@@ -197,6 +202,7 @@ def construction(task: Task, rank: int) -> TFN:
 
     Introduced in :ref:`ch-transformer`.
     """
+    checks.instance(task, "task", Task, "a training.Task")
     return transformer.construct(task.target, task.frozen, rank=rank)
 
 
