@@ -325,6 +325,7 @@ def specs(tmp: Path) -> list[Spec]:
         Spec("runtime.check_mode", runtime.check_mode, {"value": lambda: "quick"}),
         Spec("runtime.mode", runtime.mode, {"override": lambda: "full"}),
         Spec("runtime.device", runtime.device, {"prefer": lambda: "cpu"}),
+        Spec("runtime.glue", runtime.glue, {"name": lambda: "caption", "text": lambda: "quick"}),
         # checks
         Spec(
             "checks.integer",
@@ -1339,6 +1340,22 @@ def specs(tmp: Path) -> list[Spec]:
             },
         ),
         Spec(
+            "training.BatchedAdam.step",
+            lambda adam, grad, active: adam.step(grad, active),
+            {
+                "grad": lambda: torch.zeros(2, 3),
+                "active": lambda: torch.tensor([True, False]),
+            },
+            fixed={
+                "adam": lambda: training.BatchedAdam(
+                    torch.zeros(2, 3),
+                    torch.ones(2, 3, dtype=torch.bool),
+                    torch.full((2,), 0.1),
+                    torch.zeros(2),
+                )
+            },
+        ),
+        Spec(
             "training.FitSettings",
             training.FitSettings,
             {
@@ -1452,6 +1469,12 @@ def specs(tmp: Path) -> list[Spec]:
                 "quick": budget,
                 "quick_ranks": lambda: (1,),
             },
+        ),
+        Spec(
+            "experiments.Budget.describe",
+            lambda b, mode: b.describe(mode),
+            {"mode": lambda: "quick"},
+            fixed={"b": budget},
         ),
         Spec(
             "experiments.Experiment.budget",

@@ -70,8 +70,6 @@ NOT_CALLED = {
     "fnn.Partition": "a type alias (tuple of blocks), not a function",
     "transformer.forward": "the stacked forward pass the engine calls every training step "
     "(TFNStack.forward): no checks there; its checked door is TFN.__call__, fuzzed",
-    "training.BatchedAdam.step": "runs every training step: no checks added there; its "
-    "constructor is fuzzed",
     "training.Stacked": "abstract base class; its subclasses FNNStack/TFNStack are fuzzed",
     "allocation.practice": "a module; its functions are fuzzed under allocation.practice.*",
     "allocation.practice.Task": "a NamedTuple record; built by spectrum_task, which is fuzzed",

@@ -57,10 +57,14 @@ class BatchedAdam:
     @torch.no_grad()
     def step(self, grad: torch.Tensor, active: torch.Tensor | None = None) -> None:
         """One update with ``grad`` (shape of the parameter, overwritten); ``active``: ``(C,)``."""
-        if not isinstance(grad, torch.Tensor) or grad.shape != self.param.shape:
+        if (
+            not isinstance(grad, torch.Tensor)
+            or grad.shape != self.param.shape
+            or grad.dtype != self.param.dtype
+        ):
             raise ValueError(
-                f"grad must have the parameter's shape {tuple(self.param.shape)}, got "
-                f"{_describe(grad)}"
+                f"grad must have the parameter's shape {tuple(self.param.shape)} and dtype "
+                f"{self.param.dtype}, got {_describe(grad)}"
             )
         if active is not None and (
             not isinstance(active, torch.Tensor)
