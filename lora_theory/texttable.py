@@ -35,7 +35,7 @@ def format_table(
 ) -> str:
     """The rows as aligned text columns under ``header``, separated by two spaces.
 
-    ``formats[j]`` is a :func:`format` spec for column ``j`` (``""`` means ``str``, the default);
+    ``formats[j]`` is a ``format()`` spec for column ``j`` (``""`` means ``str``, the default);
     a ``None`` cell prints as ``—``. Column ``j`` is as wide as its widest entry, header included;
     a column of strings is left-aligned, any other column right-aligned.
     Raises ``ValueError`` when a row has the wrong length or a line would exceed ``width``
