@@ -1,0 +1,99 @@
+"""What a figure says about itself: the run's budget in words, its caption text, a round-off band.
+
+Every figure of an experiment states the mode and the budget it was run with. :func:`describe`
+writes a :class:`~lora_theory.experiments.Budget` in words, wrapped to the page;
+:func:`budget_text` is the one-line version for a caption, and :func:`glue_caption` hands it to
+the book build (``myst_nb.glue``, read by ``{glue:text}`` in the caption) or, in plain Jupyter
+and Colab, prints it. :func:`floor_band` draws the values below a floor (float64 round-off, not
+a measured error) on a grey band at the floor instead of scattering them down to ``1e-30``.
+
+Introduced in :ref:`sec-fig2`.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from matplotlib.figure import Figure
+
+from .. import checks
+from ..texttable import PAGE_WIDTH
+from .settings import Budget
+
+__all__ = ["budget_text", "describe", "floor_band", "glue_caption"]
+
+
+def _numbers(values: tuple[float, ...]) -> str:
+    return ", ".join(f"{v:g}" for v in values)
+
+
+def describe(budget: Budget, label: str = "") -> str:
+    """The budget in words (steps, seeds, grid, test points, validation period), wrapped to
+    :data:`~lora_theory.texttable.PAGE_WIDTH` columns and prefixed by ``label``.
+
+    Introduced in :ref:`sec-fig2`.
+    """
+    checks.instances([budget], "budget", Budget, "a Budget")
+    text = (
+        f"{label}{budget.steps} Adam steps, seeds {_numbers(budget.seeds)}, learning rates "
+        f"{_numbers(budget.lrs)}, weight decays {_numbers(budget.weight_decays)}, "
+        f"{budget.n_test} test points, validation every {budget.eval_every} step(s)"
+    )
+    return textwrap.fill(text, PAGE_WIDTH, subsequent_indent="  ")
+
+
+def budget_text(budget: Budget, mode: str) -> str:
+    """The run's mode and budget in one sentence, for a figure caption.
+
+    Introduced in :ref:`sec-fig2`.
+    """
+    checks.instances([budget], "budget", Budget, "a Budget")
+    return (
+        f"{mode} mode: {len(budget.seeds)} seeds, {budget.steps} Adam steps, learning rates "
+        f"{_numbers(budget.lrs)}, weight decays {_numbers(budget.weight_decays)}, "
+        f"{budget.n_test} test points; training and evaluation in float64 (the paper's code "
+        "uses float32)"
+    )
+
+
+def glue_caption(name: str, text: str) -> None:
+    """Store ``text`` under ``name`` for the book's ``{glue:text}`` role, or print it.
+
+    In the book build ``myst_nb`` is installed and the text goes into the caption of the figure
+    that follows; elsewhere (plain Jupyter, Colab) the reader sees it printed, wrapped to the page.
+
+    Introduced in :ref:`sec-fig2`.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    try:
+        from myst_nb import glue
+    except ImportError:
+        print(textwrap.fill(str(text), PAGE_WIDTH))
+    else:
+        glue(name, text, display=False)
+
+
+def floor_band(figure: Figure, floor: float = 1e-20) -> Figure:
+    """Draw every value below ``floor`` at the floor, on a grey band, and label the band.
+
+    Vertical threshold lines (y data ``[0, 1]`` in axes coordinates) are left alone. Returns the
+    figure.
+
+    Introduced in :ref:`sec-fig2`.
+    """
+    if not isinstance(figure, Figure) or not figure.axes:
+        raise ValueError(f"figure must be a matplotlib Figure with axes, got {figure!r}")
+    floor = checks.real(floor, "floor", positive=True)
+    for ax in figure.axes:
+        for line in ax.get_lines():
+            y = line.get_ydata()
+            if list(y) == [0, 1]:  # a vertical threshold line, in axes coordinates
+                continue
+            line.set_ydata([max(v, floor) for v in y])
+        ax.axhspan(floor / 30, floor, color="0.88", zorder=0, lw=0)
+        ax.set_ylim(bottom=floor / 30)
+    label = f"round-off (< {floor:.0e}), drawn at the floor"
+    figure.axes[0].axhspan(0, 0, color="0.88", label=label)
+    figure.axes[0].legend(fontsize="small")
+    return figure
