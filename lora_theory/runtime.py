@@ -106,21 +106,3 @@ def device(prefer: str | None = None) -> torch.device:
             f"{torch.cuda.device_count()} CUDA device(s)"
         )
     return dev
-
-
-def glue(name: str, text: str) -> None:
-    """Hand ``text`` to the book build under ``name`` (``myst_nb.glue``: a figure caption shows
-    it through ``{glue:text}`name```); where myst-nb is not installed (plain Jupyter, Colab),
-    print it instead, so the reader still sees the budget a figure ran with.
-
-    Introduced in :ref:`sec-fig1`.
-    """
-    for label, value in (("name", name), ("text", text)):
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"glue's {label} must be a non-empty string, got {value!r}")
-    try:
-        from myst_nb import glue as myst_glue
-    except ImportError:
-        print(text)
-    else:
-        myst_glue(name, text, display=False)

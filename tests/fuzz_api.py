@@ -325,7 +325,6 @@ def specs(tmp: Path) -> list[Spec]:
         Spec("runtime.check_mode", runtime.check_mode, {"value": lambda: "quick"}),
         Spec("runtime.mode", runtime.mode, {"override": lambda: "full"}),
         Spec("runtime.device", runtime.device, {"prefer": lambda: "cpu"}),
-        Spec("runtime.glue", runtime.glue, {"name": lambda: "caption", "text": lambda: "quick"}),
         # checks
         Spec(
             "checks.integer",

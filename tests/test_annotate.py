@@ -18,11 +18,6 @@ def test_describe_fits_the_page_and_names_the_budget():
     assert "5000 Adam steps" in text and "0.01, 0.001, 0.0001" in " ".join(text.split())
 
 
-def test_budget_text_states_mode_and_precision():
-    text = annotate.budget_text(experiments.budget("quick"), "quick")
-    assert text.startswith("quick mode: ") and "float64" in text and "float32" in text
-
-
 def test_bad_budgets_and_names():
     with pytest.raises(ValueError, match="budget"):
         annotate.describe("quick")

@@ -263,19 +263,6 @@ def test_budget_describe_names_mode_seeds_steps_grid_and_precision():
         b.describe("fast")
 
 
-def test_glue_prints_without_myst_nb_and_checks_its_arguments(capsys, monkeypatch):
-    import sys
-
-    from lora_theory import runtime
-
-    monkeypatch.setitem(sys.modules, "myst_nb", None)  # import fails as in plain Jupyter
-    runtime.glue("fig-budget", "quick mode: 2 seeds")
-    assert capsys.readouterr().out == "quick mode: 2 seeds\n"
-    for bad in ("", None, 3):
-        with pytest.raises(ValueError, match="non-empty string"):
-            runtime.glue(bad, "text")  # type: ignore[arg-type]
-
-
 def test_describe_names_version_mode_and_device(monkeypatch):
     import lora_theory
 

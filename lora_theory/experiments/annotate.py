@@ -2,10 +2,11 @@
 
 Every figure of an experiment states the mode and the budget it was run with. :func:`describe`
 writes a :class:`~lora_theory.experiments.Budget` in words, wrapped to the page;
-:func:`budget_text` is the one-line version for a caption, and :func:`glue_caption` hands it to
-the book build (``myst_nb.glue``, read by ``{glue:text}`` in the caption) or, in plain Jupyter
-and Colab, prints it. :func:`floor_band` draws the values below a floor (float64 round-off, not
-a measured error) on a grey band at the floor instead of scattering them down to ``1e-30``.
+:meth:`Budget.describe <lora_theory.experiments.Budget.describe>` is the one-line version for a
+caption, and :func:`glue_caption` hands such a line to the book build (``myst_nb.glue``, read by
+``{glue:text}`` in the caption) or, in plain Jupyter and Colab, prints it. :func:`floor_band`
+draws the values below a floor (float64 round-off, not a measured error) on a grey band at the
+floor instead of scattering them down to ``1e-30``.
 
 Introduced in :ref:`sec-fig2`.
 """
@@ -20,7 +21,7 @@ from .. import checks
 from ..texttable import PAGE_WIDTH
 from .settings import Budget
 
-__all__ = ["budget_text", "describe", "floor_band", "glue_caption"]
+__all__ = ["describe", "floor_band", "glue_caption"]
 
 
 def _numbers(values: tuple[float, ...]) -> str:
@@ -40,20 +41,6 @@ def describe(budget: Budget, label: str = "") -> str:
         f"{budget.n_test} test points, validation every {budget.eval_every} step(s)"
     )
     return textwrap.fill(text, PAGE_WIDTH, subsequent_indent="  ")
-
-
-def budget_text(budget: Budget, mode: str) -> str:
-    """The run's mode and budget in one sentence, for a figure caption.
-
-    Introduced in :ref:`sec-fig2`.
-    """
-    checks.instances([budget], "budget", Budget, "a Budget")
-    return (
-        f"{mode} mode: {len(budget.seeds)} seeds, {budget.steps} Adam steps, learning rates "
-        f"{_numbers(budget.lrs)}, weight decays {_numbers(budget.weight_decays)}, "
-        f"{budget.n_test} test points; training and evaluation in float64 (the paper's code "
-        "uses float32)"
-    )
 
 
 def glue_caption(name: str, text: str) -> None:
