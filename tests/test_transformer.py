@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lora_theory import transformer
-from lora_theory.experiments import EXPERIMENTS, Budget, family, run
+from lora_theory.experiments import EXPERIMENTS, Budget, Row, family, plot_mse_vs_rank, run
 from lora_theory.experiments.families.tfn import TFNStack, TFNTrainable
 from lora_theory.linalg import AssumptionError
+from lora_theory.plotting import method_style
 from lora_theory.training import FitSettings, Run, fit
 from lora_theory.transformer import TFN
 
@@ -145,6 +146,9 @@ def test_assumption4_report_and_a_singular_model():
     name, worst = report.closest
     assert name in {s.name for s in transformer.subproblems(target, frozen)}
     assert worst.condition >= 1 and "closest to singular" in str(report)
+    table = str(report).splitlines()
+    assert len(table) == 2 + len(report.weights) + len(report.problems)
+    assert max(len(line) for line in table) <= 79
     params = frozen.effective()
     params["w_1"] = params["w_1"].clone()
     params["w_1"][1, :, 0] = 0.0  # W_12 singular
@@ -231,6 +235,41 @@ def test_tfn_experiment_end_to_end_on_a_tiny_budget():
         else:
             assert r.test_mse > 1e-3  # three Adam steps are far from exact
     assert exp.in_mode("quick").ranks == (1, 4, 7, 8, 12, 16)
+
+
+def test_certificate_at_and_below_the_threshold():
+    target, frozen = pair(6, 2, 2, 1)
+    at = transformer.certify(target, frozen, transformer.construct(target, frozen, 3), 3)
+    assert len(at.problems) == 2 * 2 * 2 + 1 and len(at.biases) == 2 * 2
+    assert all(opt == 0 and err < 1e-10 * scale for _, err, opt, scale in at.problems)
+    assert 0 <= at.spot_error <= at.spot_allowed
+    text = str(at)
+    assert "Lemma 1 optimum 0.0e+00" in text and "<= allowed" in text
+    below = transformer.certify(target, frozen, transformer.construct(target, frozen, 2), 2)
+    assert all(opt > 0 and err == pytest.approx(opt) for _, err, opt, _ in below.problems)
+    assert math.isnan(below.spot_error) and "not run (below the threshold)" in str(below)
+    assert max(len(line) for line in (text + "\n" + str(below)).splitlines()) <= 79
+
+
+def test_the_figure_draws_round_off_at_the_floor():
+    import matplotlib.pyplot as plt
+
+    mse = {1: 3.0, 8: 1e-27, 16: 4e-19}
+    rows = [Row("L1-random", "construction", r, 0, v, 1) for r, v in mse.items()]
+    rows += [Row("L1-random", "gradient", r, 0, 2.0, 1) for r in mse]
+    fig = plot_mse_vs_rank(rows, threshold=8, floor=1e-15)
+    ax = fig.axes[0]
+    label = method_style("construction")["label"]
+    lines = [line for line in ax.get_lines() if line.get_label() == label]
+    assert list(lines[0].get_ydata()) == [3.0, 1e-15, 1e-15]
+    assert ax.get_ylim()[0] == pytest.approx(1e-15 / 30) and ax.get_ylim()[1] > 3.0
+    labels = ax.get_legend_handles_labels()[1]
+    assert "round-off (< 1e-15), drawn at the floor" in labels
+    plt.close(fig)
+    for bad in (0.0, -1.0, "1e-15"):
+        with pytest.raises(ValueError, match="floor"):
+            plot_mse_vs_rank(rows, floor=bad)
+    plt.close("all")
 
 
 def test_public_names_cite_the_transformer_chapter():

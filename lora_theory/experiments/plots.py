@@ -40,13 +40,16 @@ def plot_mse_vs_rank(
     x: str = "rank",
     titles: Mapping[str, str] | None = None,
     axes: Sequence[Axes] | None = None,
+    floor: float | None = None,
 ) -> Figure:
     """One log-scale panel per ``panels`` entry (default: every panel in ``rows``, in order).
 
     Each method present is drawn as the median ``test_mse`` over seeds against ``x`` (``"rank"`` or
     ``"n_params"``). ``threshold`` (one rank for all panels or ``{panel: rank}``) adds a dashed
-    vertical line (only when ``x == "rank"``). Pass ``axes`` to draw into existing axes. Returns
-    the matplotlib figure.
+    vertical line (only when ``x == "rank"``). Pass ``axes`` to draw into existing axes.
+    ``floor`` (a positive MSE, e.g. float64 round-off) draws every value below it at the floor, on
+    a grey band labelled in the legend, instead of as round-off noise. Returns the matplotlib
+    figure.
 
     Introduced in :ref:`sec-fig1`.
     """
@@ -61,6 +64,8 @@ def plot_mse_vs_rank(
             checks.integer(limit, f"threshold[{panel!r}]", low=0)
     elif threshold is not None:
         checks.integer(threshold, "threshold", low=0)
+    if floor is not None:
+        floor = checks.real(floor, "floor", positive=True)
     if titles is not None and not isinstance(titles, Mapping):
         raise ValueError(f"titles must be a mapping panel → title, got {type(titles).__name__}")
     if axes is not None:
@@ -84,6 +89,8 @@ def plot_mse_vs_rank(
     for ax, panel in zip(axes, names, strict=True):
         for method in dict.fromkeys(r.method for r in rows):
             xs, ys = median_curve(rows, panel, method, x=x)
+            if floor is not None:
+                ys = [max(v, floor) for v in ys]
             if xs:
                 ax.plot(xs, ys, markersize=4, linewidth=1.5, **method_style(method))
         limit = threshold.get(panel) if isinstance(threshold, Mapping) else threshold
@@ -92,10 +99,16 @@ def plot_mse_vs_rank(
                 limit, color="0.4", linestyle="--", linewidth=1, label=f"threshold $R={limit}$"
             )
         ax.set_yscale("log")
+        if floor is not None:
+            label = f"round-off (< {floor:.0e}), drawn at the floor" if ax is axes[0] else None
+            ax.axhspan(floor / 30, floor, color="0.88", zorder=0, lw=0, label=label)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("LoRA rank $R$" if x == "rank" else "trainable parameters")
         ax.set_title((titles or {}).get(panel, panel))
         ax.grid(True, which="major", alpha=0.3)
+    if floor is not None:  # after every panel is drawn: shared y axes autoscale together
+        for ax in axes:
+            ax.set_ylim(bottom=floor / 30)
     axes[0].set_ylabel("test MSE (median over seeds)")
     axes[0].legend(fontsize="small")
     return axes[0].figure

@@ -6,6 +6,7 @@ Introduced in :ref:`ch-transformer`.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -49,6 +50,24 @@ class Certificate:
     biases: tuple[tuple[str, float, float], ...]
     spot_error: float
     spot_allowed: float
+
+    def __str__(self) -> str:
+        """The worst product and bias errors (relative to their scales) and the spot check."""
+        name, achieved, optimum, scale = max(self.problems, key=lambda p: p[1] / p[3])
+        where, err, b_scale = max(self.biases, key=lambda b: b[1] / b[2])
+        spot = (
+            "not run (below the threshold)"
+            if math.isnan(self.spot_error)
+            else f"relative error {self.spot_error:.1e} <= allowed {self.spot_allowed:.1e}"
+        )
+        return (
+            f"adapted products ({len(self.problems)}): worst error / scale "
+            f"{achieved / scale:.1e}, Lemma 1 optimum {optimum / scale:.1e}\n"
+            f"  at {name}\n"
+            f"bias conditions ({len(self.biases)}): worst error / scale {err / b_scale:.1e} "
+            f"at {where}\n"
+            f"spot check on X and {SPOT_SCALE:g} X: {spot}"
+        )
 
 
 def _adapted_product(s: SubProblem, p: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -20,6 +20,7 @@ Introduced in :ref:`ch-transformer`.
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass
 
 import torch
@@ -196,6 +197,11 @@ def weight_conditioning(target: TFN, frozen: TFN) -> tuple[Conditioning, ...]:
     return tuple(out)
 
 
+def _pad(text: str, width: int) -> str:
+    """``text`` left-aligned in ``width`` columns; combining marks (the bar of ``W̄``) take none."""
+    return text.ljust(width + sum(unicodedata.combining(ch) > 0 for ch in text))
+
+
 @dataclass(frozen=True)
 class Assumption4Report:
     """Assumption 4, matrix by matrix.
@@ -232,11 +238,19 @@ class Assumption4Report:
         return max([*self.weights, self.closest[1]], key=lambda c: c.condition)
 
     def __str__(self) -> str:
-        name, c = self.closest
+        """A table, one row per weight matrix and per sub-problem (its worst matrix), under a line
+        naming the sub-problem closest to singular; rows fit 79 columns."""
         verdict = "holds" if self.holds else "FAILS"
-        lines = [f"Assumption 4 {verdict}; closest to singular: {name}: {c}"]
-        lines += [str(c) for c in self.weights]
-        lines += [f"{n}: worst {r.worst}" for n, r in self.problems]
+        rows = [(w.name, w) for w in self.weights] + [(n, r.worst) for n, r in self.problems]
+        lines = [
+            f"Assumption 4 {verdict}; closest to singular: {self.closest[0]}",
+            f"{'matrix or sub-problem':30} {'worst matrix':13} {'σ_min':>9} {'cond':>9}",
+        ]
+        lines += [
+            f"{_pad(n, 30)} {w.name if w.name != n else '':13} {w.sigma_min:9.2e} "
+            f"{w.condition:9.2e}"
+            for n, w in rows
+        ]
         return "\n".join(lines)
 
 
