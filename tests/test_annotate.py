@@ -5,7 +5,6 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pytest
 
 from lora_theory import experiments
@@ -31,17 +30,3 @@ def test_glue_caption_without_a_book_build_prints(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "myst_nb", None)  # import fails as in plain Jupyter
     annotate.glue_caption("fig-budget", "quick mode: 3 seeds")
     assert capsys.readouterr().out == "quick mode: 3 seeds\n"
-
-
-def test_floor_band_lifts_round_off_and_keeps_threshold_lines():
-    fig, ax = plt.subplots()
-    ax.plot([1, 2, 3], [1e-3, 1e-25, 0.0])
-    ax.axvline(2)
-    annotate.floor_band(fig, floor=1e-20)
-    data, vertical = ax.get_lines()
-    assert list(data.get_ydata()) == [1e-3, 1e-20, 1e-20]
-    assert list(vertical.get_ydata()) == [0, 1]
-    assert ax.get_ylim()[0] == pytest.approx(1e-20 / 30)
-    plt.close(fig)
-    with pytest.raises(ValueError, match="figure"):
-        annotate.floor_band("fig")

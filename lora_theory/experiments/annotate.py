@@ -1,12 +1,11 @@
-"""What a figure says about itself: the run's budget in words, its caption text, a round-off band.
+"""What a figure says about itself: the run's budget in words and its caption text.
 
 Every figure of an experiment states the mode and the budget it was run with. :func:`describe`
 writes a :class:`~lora_theory.experiments.Budget` in words, wrapped to the page;
 :meth:`Budget.describe <lora_theory.experiments.Budget.describe>` is the one-line version for a
 caption, and :func:`glue_caption` hands such a line to the book build (``myst_nb.glue``, read by
-``{glue:text}`` in the caption) or, in plain Jupyter and Colab, prints it. :func:`floor_band`
-draws the values below a floor (float64 round-off, not a measured error) on a grey band at the
-floor instead of scattering them down to ``1e-30``.
+``{glue:text}`` in the caption) or, in plain Jupyter and Colab, prints it. (Round-off values
+are drawn on a floor band by :func:`~lora_theory.experiments.plot_mse_vs_rank`'s ``floor``.)
 
 Introduced in :ref:`sec-fig2`.
 """
@@ -15,13 +14,11 @@ from __future__ import annotations
 
 import textwrap
 
-from matplotlib.figure import Figure
-
 from .. import checks
 from ..texttable import PAGE_WIDTH
 from .settings import Budget
 
-__all__ = ["describe", "floor_band", "glue_caption"]
+__all__ = ["describe", "glue_caption"]
 
 
 def _numbers(values: tuple[float, ...]) -> str:
@@ -59,28 +56,3 @@ def glue_caption(name: str, text: str) -> None:
         print(textwrap.fill(str(text), PAGE_WIDTH))
     else:
         glue(name, text, display=False)
-
-
-def floor_band(figure: Figure, floor: float = 1e-20) -> Figure:
-    """Draw every value below ``floor`` at the floor, on a grey band, and label the band.
-
-    Vertical threshold lines (y data ``[0, 1]`` in axes coordinates) are left alone. Returns the
-    figure.
-
-    Introduced in :ref:`sec-fig2`.
-    """
-    if not isinstance(figure, Figure) or not figure.axes:
-        raise ValueError(f"figure must be a matplotlib Figure with axes, got {figure!r}")
-    floor = checks.real(floor, "floor", positive=True)
-    for ax in figure.axes:
-        for line in ax.get_lines():
-            y = line.get_ydata()
-            if list(y) == [0, 1]:  # a vertical threshold line, in axes coordinates
-                continue
-            line.set_ydata([max(v, floor) for v in y])
-        ax.axhspan(floor / 30, floor, color="0.88", zorder=0, lw=0)
-        ax.set_ylim(bottom=floor / 30)
-    label = f"round-off (< {floor:.0e}), drawn at the floor"
-    figure.axes[0].axhspan(0, 0, color="0.88", label=label)
-    figure.axes[0].legend(fontsize="small")
-    return figure
