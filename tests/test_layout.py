@@ -14,6 +14,7 @@ LAYERS = [
     "runtime",
     "linalg",
     "adapters",
+    "conditioned",
     "linear",
     "fnn",
     "instances",
