@@ -318,8 +318,10 @@ def _best(
     for step in (_construct, partial(conditioned.construct, steps=0), conditioned.construct):
         try:
             adapters, record = step(wbar, ws, ranks)
-        except AssumptionError as exc:
+        except AssumptionError as exc:  # auto stays within Lemma 1's hypothesis
             failure = failure or exc
+            if step is _construct and not diagnose(wbar, ws, ranks).holds:
+                raise
             continue
         err = float(torch.linalg.matrix_norm(adapted_product(ws, adapters) - target))
         tried.append((err if math.isfinite(err) else math.inf, adapters, record))
@@ -327,8 +329,7 @@ def _best(
             break
     if not tried:
         raise failure  # type: ignore[misc]
-    _, adapters, record = min(tried, key=lambda t: t[0])
-    return adapters, record
+    return min(tried, key=lambda t: t[0])[1:]
 
 
 def construct(
@@ -372,8 +373,7 @@ def construct(
     adapters, record = _best(wbar, ws, ranks, method)
     for c in record.values():
         if c.ill_conditioned:
-            msg = f"ill-conditioned solve in Lemma 1's construction: {c}"
-            warnings.warn(msg, ConditioningWarning, stacklevel=2)
+            warnings.warn(f"ill-conditioned solve: {c}", ConditioningWarning, stacklevel=2)
     prod = product(ws)
     achieved = float(torch.linalg.matrix_norm(adapted_product(ws, adapters) - wbar, 2))
     optimum = float(sigma(wbar - prod, sum(ranks) + 1))
