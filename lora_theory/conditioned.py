@@ -43,6 +43,9 @@ from .linalg import AssumptionError, Conditioning, difference_tol, numerical_ran
 #: L-BFGS iterations of :func:`adapters` (D = 16, L = 8: the relative error falls from ``~1e-7``
 #: after the greedy start to ``~1e-11``; see ``benchmarks/bench_exact.py``).
 REFINE_STEPS = 100
+#: Widest ``D`` refined by default: a step costs ``O(L D³)`` (``D = 256, L = 8``: about a second on
+#: two cores), so wider problems get the greedy start unless ``steps`` is passed explicitly.
+REFINE_MAX_WIDTH = 128
 
 
 def _orth(a: torch.Tensor) -> torch.Tensor:
@@ -159,11 +162,12 @@ def adapters(
 
 
 def construct(
-    wbar: torch.Tensor, ws: list[torch.Tensor], ranks: list[int], steps: int = REFINE_STEPS
+    wbar: torch.Tensor, ws: list[torch.Tensor], ranks: list[int], steps: int | None = None
 ) -> tuple[list[LoRAFactors], dict[str, Conditioning]]:
     """:func:`adapters` for layer ranks ``ranks`` after checking that it applies (``Σ R_l ≥ D``,
     ``E`` of rank ``D``, ``W̄`` non-singular, else :class:`~lora_theory.linalg.AssumptionError`),
-    and the conditioning of ``W̄``, the one given matrix it solves with.
+    and the conditioning of ``W̄``, the one given matrix it solves with. ``steps=None``:
+    :data:`REFINE_STEPS` up to ``D =`` :data:`REFINE_MAX_WIDTH`, none above.
 
     Introduced in :ref:`ch-multilayer`.
     """
@@ -174,6 +178,8 @@ def construct(
         raise AssumptionError("the conditioned construction needs Σ_l R_l ≥ D and rank(E) = D")
     if record["W̄"].singular:
         raise AssumptionError(f"the conditioned construction solves with the target: {record['W̄']}")
+    if steps is None:
+        steps = REFINE_STEPS if width <= REFINE_MAX_WIDTH else 0
     return adapters(wbar, ws, bounds, steps), record
 
 
