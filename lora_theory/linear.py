@@ -28,7 +28,7 @@ from functools import partial
 
 import torch
 
-from . import checks
+from . import checks, conditioned
 from .adapters import LoRAFactors, Ranks, check_factors, layer_ranks
 from .checks import ArrayLike
 from .linalg import (
@@ -43,6 +43,10 @@ from .linalg import (
     sigma,
     singular_values,
 )
+
+#: ``method`` of :func:`construct`; ``"auto"`` stops at the first candidate whose Frobenius error
+#: is within ``AUTO_RTOL`` times the scale ``‖W̄‖₂ + ‖∏W‖₂`` (four digits tighter than ``rtol``).
+METHODS, AUTO_RTOL = ("auto", "sequential", "conditioned"), 1e-11
 
 
 class ConditioningWarning(UserWarning):
@@ -300,12 +304,41 @@ def _construct(
     return adapters, record
 
 
+def _best(
+    wbar: torch.Tensor, ws: list[torch.Tensor], ranks: list[int], method: str
+) -> tuple[list[LoRAFactors], dict[str, Conditioning]]:
+    """The adapters of ``method`` (see :func:`construct`); ``"auto"`` tries them in turn."""
+    if method != "auto":
+        step = _construct if method == "sequential" else conditioned.construct
+        return step(wbar, ws, ranks)
+    prod = product(ws)
+    scale = torch.linalg.matrix_norm(wbar, 2) + torch.linalg.matrix_norm(prod, 2)
+    target = prod + low_rank_approx(wbar - prod, sum(ranks))
+    tried, failure = [], None
+    for step in (_construct, partial(conditioned.construct, steps=0), conditioned.construct):
+        try:
+            adapters, record = step(wbar, ws, ranks)
+        except AssumptionError as exc:  # auto stays within Lemma 1's hypothesis
+            failure = failure or exc
+            if step is _construct and not diagnose(wbar, ws, ranks).holds:
+                raise
+            continue
+        err = float(torch.linalg.matrix_norm(adapted_product(ws, adapters) - target))
+        tried.append((err if math.isfinite(err) else math.inf, adapters, record))
+        if err <= AUTO_RTOL * float(scale):
+            break
+    if not tried:
+        raise failure  # type: ignore[misc]
+    return min(tried, key=lambda t: t[0])[1:]
+
+
 def construct(
     target: ArrayLike,
     frozen: Sequence[ArrayLike],
     rank: Ranks,
     dtype: torch.dtype = torch.float64,
     rtol: float | None = None,
+    method: str = "auto",
 ) -> list[LoRAFactors]:
     """Lemma 1's adapters ``[(B_1, A_1), …, (B_L, A_L)]`` with ``rank(B_l A_l) ≤ R_l``.
 
@@ -321,6 +354,11 @@ def construct(
     one is ill-conditioned (see :func:`construction_conditioning`). Blocks beyond ``rank(E)`` get
     empty adapters and need no solve.
 
+    ``method="sequential"`` is this construction; at the threshold (``Σ_l R_l ≥ D``, ``rank(E)
+    = D``, ``W̄`` non-singular) ``"conditioned"`` is another exact solution with the same ranks
+    that stays exact in deep models (:mod:`lora_theory.conditioned`); ``"auto"`` (default) tries
+    sequential, conditioned unrefined, conditioned, and keeps the first within ``AUTO_RTOL``.
+
     **Self-check.** Before returning, it measures ``‖∏_l (W_l + B_l A_l) − W̄‖₂`` and raises
     :class:`~lora_theory.linalg.ExactnessError` unless it is within ``rtol · (‖W̄‖₂ + ‖∏_l W_l‖₂)``
     of ``σ_{ΣR_l+1}(E)`` (``rtol`` defaults to :func:`~lora_theory.linalg.exact_rtol`: ``1e-7``
@@ -331,11 +369,11 @@ def construct(
     wbar, ws = check_inputs(target, frozen, dtype)
     ranks = layer_ranks(rank, len(ws), ws[0].shape[0])
     rtol = exact_rtol(dtype) if rtol is None else checks.real(rtol, "rtol", positive=True)
-    adapters, record = _construct(wbar, ws, ranks)
+    checks.choice(method, "method", METHODS)
+    adapters, record = _best(wbar, ws, ranks, method)
     for c in record.values():
         if c.ill_conditioned:
-            msg = f"ill-conditioned solve in Lemma 1's construction: {c}"
-            warnings.warn(msg, ConditioningWarning, stacklevel=2)
+            warnings.warn(f"ill-conditioned solve: {c}", ConditioningWarning, stacklevel=2)
     prod = product(ws)
     achieved = float(torch.linalg.matrix_norm(adapted_product(ws, adapters) - wbar, 2))
     optimum = float(sigma(wbar - prod, sum(ranks) + 1))

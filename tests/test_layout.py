@@ -16,6 +16,7 @@ LAYERS = [
     "provenance",
     "linalg",
     "adapters",
+    "conditioned",
     "linear",
     "fnn",
     "instances",

@@ -62,7 +62,7 @@ def _solve(w: torch.Tensor, rhs: torch.Tensor, name: str, left: bool = True) -> 
 
 
 def _block_adapters(
-    wbar: torch.Tensor, ws: list[torch.Tensor], ranks: list[int], first: int
+    wbar: torch.Tensor, ws: list[torch.Tensor], ranks: list[int], first: int, method: str
 ) -> list[LoRAFactors]:
     """Lemma 1's adapters for one block ``ws = [W_a, …, W_b]`` (``a = first``) and target ``W̄``.
 
@@ -76,7 +76,7 @@ def _block_adapters(
     if not groups:
         return out
     try:
-        adapters = linear.construct(wbar, merged, group_ranks)
+        adapters = linear.construct(wbar, merged, group_ranks, method=method)
     except (AssumptionError, ExactnessError) as exc:  # Lemma 1 numbers W_1, W_2, … in the block
         block = f"W_{first + 1}..W_{first + len(ws)}"
         message = f"in the block of frozen layers {block} (numbered from 1 inside the block): {exc}"
@@ -99,6 +99,7 @@ def construct(
     input_bound: float,
     partition: Sequence[Sequence[int]] | None = None,
     rtol: float | None = None,
+    method: str = "auto",
 ) -> FNN:
     """Adapt ``frozen`` (depth ``L``) to ``target`` (depth ``L̄ ≤ L``, width ``D``) on ``‖x‖_∞ ≤ c``.
 
@@ -141,7 +142,10 @@ def construct(
     (``‖W'_l‖ ≈ ‖(W_L ⋯ W_{l+1})^{-1}‖``), and the states ``G z`` and the calibrated biases grow
     with them; the last layer of a block then cancels large terms. Float64 round-off is about
     ``D · eps ·`` :meth:`FNN.roundoff_scale`: ``≈ 1e-13`` for ``D = 16, L̄ = 2, L = 4``, but deep
-    blocks of ``nn.Linear``-initialised layers (e.g. ``L̄ = 1, L = 8``) lose all digits.
+    blocks of ``nn.Linear``-initialised layers (e.g. ``L̄ = 1, L = 8``) lose all digits with
+    Lemma 1's own factors. ``method`` goes to :func:`lora_theory.linear.construct` for every
+    block: the default ``"auto"`` switches to the conditioned exact solution where Lemma 1's
+    factors miss by more than ``AUTO_RTOL``, which keeps ``L̄ = 1, L = 8`` exact.
 
     With ``activation="identity"`` no linearisation is needed: non-final biases are ``0`` and the
     equality holds for every ``x``.
@@ -160,6 +164,7 @@ def construct(
     """
     pair = check_pair(target, frozen)
     c = checks.real(input_bound, "input_bound", positive=True)
+    checks.choice(method, "method", linear.METHODS)
     blocks = blocks_of(pair, partition)
     width = frozen.width
     ranks = layer_ranks(rank, len(pair.frozen_weights), width)
@@ -170,7 +175,7 @@ def construct(
     hi = -lo
     for wbar, bbar, block in zip(pair.target_weights, pair.target_biases, blocks, strict=True):
         ws = [pair.frozen_weights[k] for k in block]
-        block_adapters = _block_adapters(wbar, ws, [ranks[k] for k in block], block[0])
+        block_adapters = _block_adapters(wbar, ws, [ranks[k] for k in block], block[0], method)
         adapted = [a.merge(w) for a, w in zip(block_adapters, ws, strict=True)]
         g = torch.eye(width, dtype=torch.float64)  # state before the next layer: g z + s
         s = torch.zeros(width, dtype=torch.float64)

@@ -1,0 +1,207 @@
+r"""Beyond the paper: an exact solution of Lemma 1 at the threshold that stays exact in float64.
+
+At the threshold (``Σ_l R_l ≥ D`` and ``E = W̄ − ∏_l W_l`` of full rank) the exact solutions of
+``∏_l (W_l + B_l A_l) = W̄`` with ``rank(B_l A_l) ≤ R_l`` form a family, and Lemma 1's SVD-ordered
+member (:func:`~lora_theory.linear.construct` with ``method="sequential"``) is only one of them:
+its factors inherit the conditioning of the frozen products, and for deep ``nn.Linear``-initialised
+models even its exactly computed factors, rounded to float64, miss the target by ``10⁻²`` or more.
+
+**The family.** Choose an input basis ``Z = [Z_1, …, Z_L]`` (block ``Z_l`` of ``n_l`` columns, the
+directions "switched" at layer ``l``, ``Σ n_l = D``). Column block ``k`` passes the frozen layers
+below ``k`` unchanged (state ``W_{k−1} ⋯ W_1 Z_k``), is replaced at layer ``k`` by the state
+``V_k`` that the frozen layers above map onto the target, ``W_L ⋯ W_{k+1} V_k = W̄ Z_k``, and then
+passes the frozen layers above. The states of all ``D`` columns after layer ``m`` form
+``Φ_m = M_m Z`` (``M_m`` the adapted partial product), ``Φ_m`` equals ``W_m Φ_{m−1}`` except in
+block ``m``, so ``W'_m = Φ_m Φ_{m−1}^{-1} = W_m + B_m A_m`` with
+
+    ``B_m = V_m − W_m Φ_{m−1}[:, J_m]``,   ``A_m = (Φ_{m−1}^{-1})[J_m, :]``,   rank ``≤ n_m``,
+
+and ``∏_l W'_l = Φ_L Φ_0^{-1} = W̄ Z Z^{-1} = W̄`` exactly, for **every** choice of the states
+``V = [V_1, …, V_L]`` (then ``Z_k = W̄^{-1} W_L ⋯ W_{k+1} V_k``). Nothing is inverted but ``W̄``
+and the state matrices ``Φ_m``.
+
+**The choice.** Round-off in ``∏_l W'_l`` is about ``eps · Σ_m ‖N_m‖ ‖W'_m‖ ‖M_{m−1}‖`` with
+``N_m = W'_L ⋯ W'_{m+1}``, so :func:`adapters` picks ``V`` in two steps: a greedy start
+(**rank placement**: the directions switched at layer ``m`` are those the frozen layers above
+amplify most, the ones kept are those the frozen layers below amplify most), then L-BFGS on
+``Σ_m log(‖N_m‖_F ‖W'_m‖_F ‖M_{m−1}‖_F)`` over ``V``. Every iterate is an exact solution with the
+same ranks; the optimisation only moves along the family.
+
+Introduced in :ref:`ch-multilayer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from . import checks
+from .adapters import LoRAFactors
+from .linalg import AssumptionError, Conditioning, difference_tol, numerical_rank, product
+
+#: L-BFGS iterations of :func:`adapters` (D = 16, L = 8: the relative error falls from ``~1e-7``
+#: after the greedy start to ``~1e-11``; see ``benchmarks/bench_exact.py``).
+REFINE_STEPS = 100
+#: Widest ``D`` refined by default: a step costs ``O(L D³)`` (``D = 256, L = 8``: about a second on
+#: two cores), so wider problems get the greedy start unless ``steps`` is passed explicitly.
+REFINE_MAX_WIDTH = 128
+
+
+def _orth(a: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.qr(a)[0]
+
+
+def _greedy_states(wbar: torch.Tensor, ws: list[torch.Tensor], bounds: list[int]) -> torch.Tensor:
+    """Rank placement: the states ``V`` (``D × D``) of the greedy start (module docstring)."""
+    width = wbar.shape[0]
+    eye = torch.eye(width, dtype=wbar.dtype)
+    above = _above(ws)
+    kept, image = eye, eye  # basis O of the unswitched inputs G_m and its image W_m ⋯ W_1 O
+    keeps = [eye]
+    for m, w in enumerate(ws[:-1], start=1):
+        u, s, vh = torch.linalg.svd(w @ image, full_matrices=False)
+        dim = width - bounds[m]
+        kept, image = kept @ vh[:dim].T, u[:, :dim] * s[:dim]
+        keeps.append(kept)
+    states = torch.zeros(width, 0, dtype=wbar.dtype)  # preimages H_m of the switched outputs
+    blocks = []
+    for m, w in enumerate(ws, start=1):
+        states = w @ states
+        new = bounds[m] - bounds[m - 1]
+        if not new:
+            continue
+        out = _orth(above[m] @ states) if states.shape[1] else states
+        free = above[m] - out @ (out.T @ above[m])  # P_m with the switched outputs projected out
+        states = torch.cat([states, torch.linalg.svd(free)[2][:new].T], 1)
+        inputs = torch.linalg.solve(wbar, above[m] @ states)
+        # the new block's inputs must lie in G_{m−1}: null space of the part outside it
+        outside = inputs - keeps[m - 1] @ (keeps[m - 1].T @ inputs)
+        blocks.append(states @ torch.linalg.svd(outside)[2][-new:].T if bounds[m - 1] else states)
+    return torch.cat(blocks, 1)
+
+
+def _above(ws: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``[P_0, …, P_L]`` with ``P_m = W_L ⋯ W_{m+1}`` (``P_L = I``)."""
+    out = [torch.eye(ws[0].shape[0], dtype=ws[0].dtype)] * (len(ws) + 1)
+    for m in range(len(ws), 0, -1):
+        out[m - 1] = out[m] @ ws[m - 1]
+    return out
+
+
+def _states(
+    v: torch.Tensor,
+    wbar: torch.Tensor,
+    ws: list[torch.Tensor],
+    bounds: list[int],
+    above: list[torch.Tensor],
+) -> list[torch.Tensor]:
+    """``[Φ_0, …, Φ_L]`` for the states ``v`` (``Φ_0 = Z``, ``above`` from :func:`_above`)."""
+    cols = [above[m] @ v[:, bounds[m - 1] : bounds[m]] for m in range(1, len(ws) + 1)]
+    phis = [torch.linalg.solve(wbar, torch.cat(cols, 1))]
+    for m, w in enumerate(ws, start=1):
+        nxt = w @ phis[-1]
+        phis.append(torch.cat([nxt[:, : bounds[m - 1]], v[:, bounds[m - 1] : bounds[m]],
+                               nxt[:, bounds[m] :]], 1))  # fmt: skip
+    return phis
+
+
+def _log_amplification(phis: list[torch.Tensor], wbar: torch.Tensor) -> torch.Tensor:
+    """``Σ_m log(‖N_m‖_F ‖W'_m‖_F ‖M_{m−1}‖_F)`` from the state matrices."""
+    z_inv = torch.linalg.inv(phis[0])
+    inverses = [torch.linalg.inv(p) for p in phis]
+    total = phis[0].new_zeros(())
+    for m in range(1, len(phis)):
+        n_m = wbar @ phis[0] @ inverses[m]
+        w_m = phis[m] @ inverses[m - 1]
+        total = total + torch.log(n_m.norm() * w_m.norm() * (phis[m - 1] @ z_inv).norm())
+    return total
+
+
+def adapters(
+    wbar: torch.Tensor, ws: Sequence[torch.Tensor], bounds: Sequence[int], steps: int = REFINE_STEPS
+) -> list[LoRAFactors]:
+    """The well-conditioned exact adapters (module docstring) for validated float64 inputs.
+
+    ``wbar`` ``(D, D)`` non-singular; ``ws`` ``L`` frozen ``(D, D)`` matrices, input first;
+    ``bounds`` the block boundaries ``0 = r_0 ≤ … ≤ r_L = D`` (layer ``l`` adapts with rank
+    ``r_l − r_{l−1}``); ``steps`` L-BFGS iterations after the greedy start (``0``: greedy only).
+    Returns ``[(B_l, A_l)]`` with ``B_l`` ``(D, r_l − r_{l−1})``. The caller checks exactness.
+
+    Introduced in :ref:`ch-multilayer`.
+    """
+    ws = list(ws)
+    bounds = [int(b) for b in bounds]
+    steps = checks.integer(steps, "steps", low=0)
+    width = wbar.shape[0]
+    if bounds[0] != 0 or bounds[-1] != width or len(bounds) != len(ws) + 1:
+        raise ValueError(f"bounds must run from 0 to D={width} in {len(ws)} steps, got {bounds}")
+    above = _above(ws)
+    v = _greedy_states(wbar, ws, bounds).clone().requires_grad_(steps > 0)
+    if steps:
+        opt = torch.optim.LBFGS([v], max_iter=steps, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = _log_amplification(_states(v, wbar, ws, bounds, above), wbar)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+    with torch.no_grad():
+        phis = _states(v.detach(), wbar, ws, bounds, above)
+        out = []
+        for m, w in enumerate(ws, start=1):
+            lo, hi = bounds[m - 1], bounds[m]
+            eye = torch.eye(width, dtype=wbar.dtype)[:, lo:hi]
+            a = torch.linalg.solve(phis[m - 1].T, eye).T
+            b = phis[m][:, lo:hi] - w @ phis[m - 1][:, lo:hi]
+            gauge = (a.norm(dim=1) / b.norm(dim=0).clamp_min(1e-300)).sqrt()  # ‖B e_j‖ = ‖e_jᵀA‖
+            out.append(LoRAFactors(b * gauge, a / gauge[:, None]))
+    return out
+
+
+def construct(
+    wbar: torch.Tensor, ws: list[torch.Tensor], ranks: list[int], steps: int | None = None
+) -> tuple[list[LoRAFactors], dict[str, Conditioning]]:
+    """:func:`adapters` for layer ranks ``ranks`` after checking that it applies (``Σ R_l ≥ D``,
+    ``E`` of rank ``D``, ``W̄`` non-singular, else :class:`~lora_theory.linalg.AssumptionError`),
+    and the conditioning of ``W̄``, the one given matrix it solves with. ``steps=None``:
+    :data:`REFINE_STEPS` up to ``D =`` :data:`REFINE_MAX_WIDTH`, none above.
+
+    Introduced in :ref:`ch-multilayer`.
+    """
+    width, prod = wbar.shape[0], product(ws)
+    bounds = [min(sum(ranks[:m]), width) for m in range(len(ranks) + 1)]
+    record = {"W̄": Conditioning.of("W̄", wbar)}
+    if bounds[-1] < width or numerical_rank(wbar - prod, difference_tol(wbar, prod)) < width:
+        raise AssumptionError("the conditioned construction needs Σ_l R_l ≥ D and rank(E) = D")
+    if record["W̄"].singular:
+        raise AssumptionError(f"the conditioned construction solves with the target: {record['W̄']}")
+    if steps is None:
+        steps = REFINE_STEPS if width <= REFINE_MAX_WIDTH else 0
+    return adapters(wbar, ws, bounds, steps), record
+
+
+def roundoff_amplification(
+    target: torch.Tensor, frozen: Sequence[torch.Tensor], adapters: Sequence[LoRAFactors]
+) -> float:
+    """``max_m ‖N_m‖₂ ‖W'_m‖₂ ‖M_{m−1}‖₂ / ‖W̄‖₂``: how much float64 round-off in one adapted
+    layer ``W'_m = W_m + B_m A_m`` can grow in the product ``N_m W'_m M_{m−1} = ∏_l W'_l``.
+
+    ``M_{m−1} = W'_{m−1} ⋯ W'_1`` and ``N_m = W'_L ⋯ W'_{m+1}``; the relative error of a float64
+    construction is about ``D · eps`` times this number.
+
+    Introduced in :ref:`ch-multilayer`.
+    """
+    wbar = checks.square(target, "target")
+    ws = checks.square_list(frozen, "frozen")
+    merged = [LoRAFactors(*a).merge(w) for w, a in zip(ws, adapters, strict=True)]
+    eye = torch.eye(wbar.shape[0], dtype=wbar.dtype)
+    worst = 0.0
+    for m in range(len(merged)):
+        below = product(merged[:m]) if m else eye
+        above = product(merged[m + 1 :]) if m + 1 < len(merged) else eye
+        norms = [float(torch.linalg.matrix_norm(t, 2)) for t in (above, merged[m], below)]
+        worst = max(worst, norms[0] * norms[1] * norms[2])
+    return worst / float(torch.linalg.matrix_norm(wbar, 2))
