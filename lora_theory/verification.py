@@ -20,6 +20,7 @@ Introduced in :ref:`sec-thm3-verification`.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -100,12 +101,14 @@ def allocation_check(
     return exactness(adapted, target, x)
 
 
-def _quiet_construct(target: FNN, frozen: FNN, rank: object, input_bound: float) -> FNN:
+def _quiet_construct(
+    target: FNN, frozen: FNN, rank: object, input_bound: float, method: str = "auto"
+) -> FNN:
     """:func:`~lora_theory.fnn.construct` without its conditioning warnings (the results are
     certified or refused, so the warning adds nothing to a sweep)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", linear.ConditioningWarning)
-        return fnn.construct(target, frozen, rank, input_bound=input_bound)
+        return fnn.construct(target, frozen, rank, input_bound=input_bound, method=method)
 
 
 class Theorem3Check(NamedTuple):
@@ -144,9 +147,10 @@ def theorem3_check(
 
 
 class DeepBlock(NamedTuple):
-    """One block of deep frozen layers at the threshold: ``error`` (``max |f − f̄|`` on the
-    sample, or the certificate's error when the construction refused), ``condition`` (the worst
-    condition number of Assumption 1's matrices) and whether the construction ``refused``.
+    """One block of deep frozen layers at the threshold: ``error`` (relative, see
+    :func:`deep_block`; the certificate's error when the construction refused), ``condition``
+    (the worst condition number of Assumption 1's matrices) and whether the construction
+    ``refused``.
 
     Introduced in :ref:`sec-deep-caveat`.
     """
@@ -156,14 +160,20 @@ class DeepBlock(NamedTuple):
     refused: bool
 
 
-def deep_block(frozen_weights: Sequence[torch.Tensor], generator: torch.Generator) -> DeepBlock:
+def deep_block(
+    frozen_weights: Sequence[torch.Tensor], generator: torch.Generator, method: str = "auto"
+) -> DeepBlock:
     """A one-layer random target adapted by one block of ``L = len(frozen_weights)`` layers.
 
     The frozen model has the given ``(D, D)`` weights and zero biases; the target is
     :meth:`~lora_theory.fnn.FNN.random` of depth 1 and the sample ``200`` corners plus ``200``
     interior points of ``[−1, 1]^D``, both drawn from ``generator``; the rank is Corollary 4's
-    ``⌈D/L⌉``. The construction certifies its result or refuses it
-    (:class:`~lora_theory.linalg.ExactnessError`); a refusal is reported, not raised.
+    ``⌈D/L⌉`` and ``method`` the construction's (:func:`~lora_theory.fnn.construct`:
+    ``"sequential"``, the paper's; ``"conditioned"``; ``"auto"``, the default). The construction
+    certifies its result or refuses it (:class:`~lora_theory.linalg.ExactnessError`); a refusal is
+    reported, not raised (its error is the certificate's, or NaN where a solve was too
+    ill-conditioned to attempt). The reported error is relative: the larger of the certificate's
+    bound on the box and the sample's ``max |f − f̄|``, divided by the sample's ``max |f̄|``.
 
     Introduced in :ref:`sec-deep-caveat`.
     """
@@ -179,10 +189,15 @@ def deep_block(frozen_weights: Sequence[torch.Tensor], generator: torch.Generato
         warnings.simplefilter("ignore", linear.ConditioningWarning)
         condition = fnn.check_assumption(target, frozen, rank).worst.condition
     try:
-        adapted = _quiet_construct(target, frozen, rank, 1.0)
+        adapted = _quiet_construct(target, frozen, rank, 1.0, method)
     except linalg.ExactnessError as refused:
         return DeepBlock(refused.achieved, condition, True)
-    return DeepBlock(exactness(adapted, target, x).error, condition, False)
+    except linalg.AssumptionError:  # a solve too ill-conditioned to attempt in float64
+        return DeepBlock(math.nan, condition, True)
+    # the bound itself, not a verdict: the construction has checked its tolerance already
+    bound = fnn.certify(target, adapted, 1.0, rank, rtol=sys.float_info.max).bound
+    error = max(bound, exactness(adapted, target, x).error)
+    return DeepBlock(error / float(target(x).abs().max()), condition, False)
 
 
 def orthogonal_layers(width: int, depth: int, generator: torch.Generator) -> list[torch.Tensor]:

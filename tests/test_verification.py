@@ -68,8 +68,14 @@ def test_deep_block_shallow_is_exact_and_orthogonal_layers_are_orthogonal():
 
 def test_deep_block_reports_a_refusal_instead_of_raising():
     g = torch.Generator().manual_seed(0)
-    deep = verification.deep_block(FNN.random(16, 8, g).weights, g)
+    deep = verification.deep_block(FNN.random(16, 8, g).weights, g, method="sequential")
     assert deep.refused and deep.error > 0
+
+
+def test_deep_block_default_is_exact_where_the_sequential_construction_refuses():
+    g = torch.Generator().manual_seed(0)
+    deep = verification.deep_block(FNN.random(16, 8, g).weights, g)
+    assert not deep.refused and deep.error < 1e-9
 
 
 def test_orthogonal_layers_bad_input():
