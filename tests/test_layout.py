@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lora_theory"
 #: Top-level modules from the bottom up; a module may import only those before it.
 LAYERS = [
     "checks",
+    "tables",
     "runtime",
     "linalg",
     "adapters",
@@ -18,12 +19,14 @@ LAYERS = [
     "fnn",
     "instances",
     "bounds",
+    "optimality",
     "transformer",
     "final_layers",
     "allocation",
     "training",
     "plotting",
     "experiments",
+    "sweeps",
     "interop",
 ]
 SOURCES = sorted(PACKAGE.rglob("*.py"))

@@ -13,6 +13,7 @@ Typical use::
 Introduced in :ref:`sec-fig1`.
 """
 
+from .annotate import ROUNDOFF_FLOOR, budget_caption, draw_roundoff_floor
 from .families import FAMILIES, Family, family, register, unregister
 from .plots import plot_mse_vs_rank
 from .results import COLUMNS, Row, median_curve, read_csv, write_csv
@@ -25,12 +26,15 @@ __all__ = [
     "COLUMNS",
     "EXPERIMENTS",
     "FAMILIES",
+    "ROUNDOFF_FLOOR",
     "Budget",
     "Experiment",
     "Family",
     "Panel",
     "Row",
     "budget",
+    "budget_caption",
+    "draw_roundoff_floor",
     "experiment",
     "family",
     "median_curve",
