@@ -35,7 +35,7 @@ from . import checks, fnn
 from .adapters import Ranks, layer_ranks
 from .checks import ArrayLike
 from .fnn import FNN
-from .linalg import low_rank_approx, product, sigma
+from .linalg import low_rank_approx, product, sigma, singular_values
 
 
 def empirical_second_moment(x: ArrayLike) -> torch.Tensor:
@@ -107,6 +107,11 @@ class SeedCounterexample:
     seed_claim: float
     trace_bound: float
     construction_bound: float
+    #: The valid Frobenius form ``‖Σ‖_F (Σ_{i>RL} σ_i⁴(E))^{1/2}`` (Cauchy–Schwarz).
+    frobenius_bound: float
+    #: The instance: the target (one layer) and the frozen network (two layers).
+    target: FNN
+    frozen: FNN
 
     @property
     def violates_seed_claim(self) -> bool:
@@ -152,6 +157,11 @@ def seed_constant_counterexample(generator: torch.Generator | None = None) -> Se
         seed_claim=float(torch.linalg.matrix_norm(s) * sigma(q, 3) ** 2),
         trace_bound=lemma2_bound(target, frozen, 1, s),
         construction_bound=lemma2_construction_bound(target, frozen, 1, s),
+        frobenius_bound=float(
+            torch.linalg.matrix_norm(s) * singular_values(q)[2:].pow(4).sum().sqrt()
+        ),
+        target=target,
+        frozen=frozen,
     )
 
 

@@ -136,3 +136,22 @@ def example_partition_gap(
         weights.append(product([frozen.weights[k] for k in block]) + perturbation)
     biases = fnn.FNN.random(width, len(sizes), generator).biases
     return PartitionExample(fnn.FNN(weights, biases), frozen, partition)
+
+
+#: Widest box whose corners :func:`box_corners` lists (``2^20`` corners).
+MAX_CORNER_WIDTH = 20
+
+
+def box_corners(width: int, input_bound: float = 1.0) -> torch.Tensor:
+    """All ``2^D`` corners of the box ``‖x‖_∞ ≤ c``, shape ``(2^D, D)``, float64.
+
+    The uniform distribution on them has mean zero and second moment ``Σ = c² I`` exactly, so an
+    average over all corners *is* an expectation (no Monte-Carlo error). Row ``k`` has
+    coordinate ``j`` equal to ``+c`` when bit ``j`` of ``k`` is set and ``−c`` otherwise.
+
+    Introduced in :ref:`ch-fnn-one-layer`.
+    """
+    width = checks.integer(width, "width", low=1, high=MAX_CORNER_WIDTH)
+    c = checks.real(input_bound, "input_bound", positive=True)
+    bits = (torch.arange(2**width)[:, None] >> torch.arange(width)) & 1
+    return (2 * bits - 1).to(torch.float64) * c

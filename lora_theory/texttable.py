@@ -11,31 +11,47 @@ Introduced in :ref:`sec-thm3-verification`.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import checks
 
-__all__ = ["PAGE_WIDTH", "format_table", "span", "wrap"]
+__all__ = ["PAGE_WIDTH", "below", "format_table", "inline", "joined", "span", "wrap"]
 
 #: The widest line the book's code and output boxes show without clipping.
 PAGE_WIDTH = 79
 
+#: A column's format: a ``format()`` spec, or a function ``value → str`` (e.g. :func:`below`).
+Format = str | Callable[[object], str]
 
-def _cell(value: object, spec: str) -> str:
+
+def _cell(value: object, spec: Format) -> str:
     if value is None:
         return "—"
+    if callable(spec):
+        return str(spec(value))
     return format(value, spec) if spec else str(value)
+
+
+def _fits(lines: list[str], width: int) -> str:
+    too_long = [line for line in lines if len(line) > width]
+    if too_long:
+        raise ValueError(
+            f"a line of {len(too_long[0])} characters exceeds the page width {width}: "
+            f"{too_long[0]!r}"
+        )
+    return "\n".join(lines)
 
 
 def format_table(
     header: Sequence[str],
     rows: Sequence[Sequence[object]],
-    formats: Sequence[str] | None = None,
+    formats: Sequence[Format] | None = None,
     width: int = PAGE_WIDTH,
 ) -> str:
     """The rows as aligned text columns under ``header``, separated by two spaces.
 
-    ``formats[j]`` is a ``format()`` spec for column ``j`` (``""`` means ``str``, the default);
+    ``formats[j]`` is a ``format()`` spec for column ``j`` (``""`` means ``str``, the default) or
+    a function ``value → str`` such as :func:`below`;
     a ``None`` cell prints as ``—``. Column ``j`` is as wide as its widest entry, header included;
     a column of strings is left-aligned, any other column right-aligned.
     Raises ``ValueError`` when a row has the wrong length or a line would exceed ``width``
@@ -100,3 +116,56 @@ def span(values: Sequence[float], spec: str = ".0e") -> str | None:
     if not values:
         return None
     return f"{min(values):{spec}} … {max(values):{spec}}"
+
+
+def inline(
+    pairs: Sequence[tuple[object, object]],
+    fmt: Format = "",
+    *,
+    sep: str = "   ",
+    width: int = PAGE_WIDTH,
+) -> str:
+    """``label: value`` items, ``value`` formatted with ``fmt``, wrapped to lines of at most
+    ``width`` characters; labels are right-aligned to the widest one so columns line up.
+
+    Introduced in :ref:`sec-lemma2-experiment`.
+    """
+    pairs = checks.sequence(pairs, "pairs", "(label, value) pairs")
+    width = checks.integer(width, "width", low=1)
+    labels = [str(k) for k, _ in pairs]
+    values = [_cell(v, fmt) for _, v in pairs]
+    lw, vw = max(map(len, labels)), max(map(len, values))
+    items = [f"{k.rjust(lw)}: {v.rjust(vw)}" for k, v in zip(labels, values, strict=True)]
+    per_line = max(1, (width + len(sep)) // (len(items[0]) + len(sep)))
+    lines = [sep.join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
+    return _fits(lines, width)
+
+
+def below(floor: float, fmt: str = ".1e") -> Callable[[object], str]:
+    """A formatter: ``f"{v:{fmt}}"``, or ``"<floor"`` (e.g. ``"<1e-10"``) for ``v < floor``.
+
+    Introduced in :ref:`sec-fig1`.
+    """
+    floor = checks.real(floor, "floor", positive=True)
+
+    def formatter(value: object) -> str:
+        v = checks.real(value, "value", finite=False)
+        return f"<{floor:.0e}" if v < floor else format(v, fmt)
+
+    return formatter
+
+
+def joined(fmt: str = "g", sep: str = " ") -> Callable[[object], str]:
+    """A formatter for a sequence of values: each formatted with ``fmt``, joined by ``sep``
+    (``(0.01, 0.001)`` → ``"0.01 0.001"``).
+
+    Introduced in :ref:`sec-fig1`.
+    """
+    if not isinstance(fmt, str) or not isinstance(sep, str):
+        raise ValueError(f"fmt and sep must be strings, got {fmt!r} and {sep!r}")
+
+    def formatter(values: object) -> str:
+        items = checks.sequence(values, "values", "values", empty=True)
+        return sep.join(format(v, fmt) for v in items)
+
+    return formatter

@@ -325,6 +325,21 @@ def specs(tmp: Path) -> list[Spec]:
         Spec("runtime.check_mode", runtime.check_mode, {"value": lambda: "quick"}),
         Spec("runtime.mode", runtime.mode, {"override": lambda: "full"}),
         Spec("runtime.device", runtime.device, {"prefer": lambda: "cpu"}),
+        Spec(
+            "plotting.rendered_px",
+            plotting.rendered_px,
+            {
+                "points": lambda: 10.0,
+                "figure_width": lambda: 8.4,
+                "column_px": lambda: 700.0,
+                "dpi": lambda: 100.0,
+            },
+        ),
+        Spec(
+            "instances.box_corners",
+            instances.box_corners,
+            {"width": lambda: 3, "input_bound": lambda: 1.0},
+        ),
         # checks
         Spec(
             "checks.integer",
@@ -689,6 +704,24 @@ def specs(tmp: Path) -> list[Spec]:
             check_fnn_construct,
         ),
         Spec(
+            "fnn.constant_biases",
+            fnn.constant_biases,
+            {
+                "adapted": lambda: fnn.construct(net(1, 1), net(2, 2), 2, 1.0),
+                "target": lambda: net(1, 1),
+                "input_bound": lambda: 1.0,
+            },
+        ),
+        Spec(
+            "fnn.sample_calibrated_biases",
+            fnn.sample_calibrated_biases,
+            {
+                "adapted": lambda: fnn.construct(net(1, 1), net(2, 2), 2, 1.0),
+                "target": lambda: net(1, 1),
+                "sample": batch,
+            },
+        ),
+        Spec(
             "fnn.corollary4_threshold",
             fnn.corollary4_threshold,
             {"D": lambda: D, "L": lambda: 2, "L_bar": lambda: 1},
@@ -771,6 +804,9 @@ def specs(tmp: Path) -> list[Spec]:
                 "seed_claim": lambda: 0.5,
                 "trace_bound": lambda: 2.0,
                 "construction_bound": lambda: 1.5,
+                "frobenius_bound": lambda: 1.8,
+                "target": lambda: net(1, 1),
+                "frozen": lambda: net(2, 2),
             },
         ),
         Spec(

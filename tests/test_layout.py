@@ -22,12 +22,14 @@ LAYERS = [
     "instances",
     "bounds",
     "verification",
+    "optimality",
     "transformer",
     "final_layers",
     "allocation",
     "training",
     "plotting",
     "experiments",
+    "sweeps",
     "interop",
 ]
 SOURCES = sorted(PACKAGE.rglob("*.py"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lora_theory import texttable
 from lora_theory.texttable import PAGE_WIDTH, format_table, span, wrap
 
 
@@ -49,3 +50,23 @@ def test_span_of_values_and_of_none():
     assert span([]) is None
     with pytest.raises(ValueError, match="values"):
         span(3.0)
+
+
+def test_inline_wraps_to_the_page():
+    pairs = [(r, 10.0**-r) for r in range(1, 17)]
+    lines = texttable.inline(pairs, ".1e").splitlines()
+    assert all(len(line) <= texttable.PAGE_WIDTH for line in lines) and len(lines) > 1
+    assert lines[0].startswith(" 1: 1.0e-01") and lines[-1].endswith("16: 1.0e-16")
+
+
+def test_joined_and_below():
+    assert texttable.joined("g")((0.01, 0.001)) == "0.01 0.001"
+    assert texttable.below(1e-10)(3e-11) == "<1e-10"
+    assert texttable.below(1e-10)(2.0) == "2.0e+00"
+    with pytest.raises(ValueError, match="floor"):
+        texttable.below(0.0)
+
+
+def test_format_table_takes_a_function_as_a_column_format():
+    text = format_table(["R", "mse"], [(1, 0.25), (10, 1e-12)], ["d", texttable.below(1e-10)])
+    assert text.splitlines() == [" R      mse", " 1  2.5e-01", "10   <1e-10"]

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from .. import checks
-from ..plotting import PANEL_HEIGHT, PANEL_WIDTH, method_style
+from ..plotting import PANEL_HEIGHT, PANEL_WIDTH, STYLE, method_style
 from .results import Row, median_curve
 
 
@@ -32,6 +32,7 @@ def _panels(rows: Sequence[Row], panels: Sequence[str] | None) -> list[str]:
     return list(panels)
 
 
+@plt.rc_context(STYLE)
 def plot_mse_vs_rank(
     rows: Sequence[Row],
     panels: Sequence[str] | None = None,
@@ -110,5 +111,5 @@ def plot_mse_vs_rank(
         for ax in axes:
             ax.set_ylim(bottom=floor / 30)
     axes[0].set_ylabel("test MSE (median over seeds)")
-    axes[0].legend(fontsize="small")
+    axes[0].legend()
     return axes[0].figure

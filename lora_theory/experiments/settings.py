@@ -157,19 +157,21 @@ class Budget:
         checks.integer(self.n_test, "budget n_test", 1, checks.MAX_ELEMENTS)
         checks.integer(self.eval_every, "budget eval_every", 1, MAX_STEPS)
 
-    def describe(self, mode: Mode | str) -> str:
+    def describe(self, mode: Mode | str, *, trained: bool = True) -> str:
         """The run's mode and budget in words, for a figure caption: seeds, Adam steps, the
-        learning-rate and weight-decay grid, test points, and the precision (float64, where the
-        paper's code uses float32).
+        learning-rate and weight-decay grid (left out with ``trained=False``, a construction-only
+        run), test points, and the precision (float64, where the paper's code uses float32).
 
         Introduced in :ref:`sec-fig1`.
         """
-        rates = ", ".join(f"{v:g}" for v in self.lrs)
-        decays = ", ".join(f"{v:g}" for v in self.weight_decays)
+        if not isinstance(trained, bool):
+            raise ValueError(f"trained must be a bool, got {trained!r}")
+        rates, decays = (", ".join(f"{v:g}" for v in g) for g in (self.lrs, self.weight_decays))
+        grid = f"{self.steps} Adam steps, learning rates {rates}, weight decays {decays}, "
         return (
-            f"{check_mode(mode)} mode: {len(self.seeds)} seeds, {self.steps} Adam steps, "
-            f"learning rates {rates}, weight decays {decays}, {self.n_test} test points; "
-            "training and evaluation in float64 (the paper's code uses float32)"
+            f"{check_mode(mode)} mode: {len(self.seeds)} seeds, {grid if trained else ''}"
+            f"{self.n_test} test points; {'training and ' if trained else ''}evaluation in "
+            "float64 (the paper's code uses float32)"
         )
 
 

@@ -7,7 +7,9 @@
   construction behind Theorem 5;
 * ``.certificate`` — :func:`certify`: an interval-arithmetic bound on ``|f − f̄|`` over the box,
   which every construction passes before it is returned;
-* ``.assumptions`` — Assumption 1 and Lemma 3.
+* ``.assumptions`` — Assumption 1 and Lemma 3;
+* ``.bias_rules`` — the paper's bias rules (its proof's constant biases, its code's
+  sample-calibrated ones), for comparison with the construction's.
 
 The random instances (:func:`~lora_theory.instances.box_sample`,
 :func:`~lora_theory.instances.truncated_normal_sample`,
@@ -30,6 +32,7 @@ from .assumptions import (
     check_assumption,
     lemma3_margins,
 )
+from .bias_rules import constant_biases, sample_calibrated_biases
 from .certificate import Certificate, box_image, certify
 from .construction import BIAS_MARGIN, construct
 from .model import ACTIVATIONS, FNN, Pair, check_pair
@@ -51,6 +54,7 @@ from .partitions import (
 #: Names served from ``lora_theory.instances``.
 _INSTANCES = (
     "PartitionExample",
+    "box_corners",
     "box_sample",
     "example_partition_gap",
     "flat_spectrum_target",
@@ -83,6 +87,7 @@ __all__ = [
     "check_assumption",
     "check_pair",
     "check_partition",
+    "constant_biases",
     "construct",
     "corollary4_threshold",
     "discrepancies",
@@ -91,6 +96,7 @@ __all__ = [
     "optimal_partition",
     "parameter_counts",
     "required_rank",
+    "sample_calibrated_biases",
     "theorem5_ranks",
     "uniform_partition",
     *_INSTANCES,
