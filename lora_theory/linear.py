@@ -338,7 +338,7 @@ def construct(
     rank: Ranks,
     dtype: torch.dtype = torch.float64,
     rtol: float | None = None,
-    method: str = "auto",
+    method: str = "sequential",
 ) -> list[LoRAFactors]:
     """Lemma 1's adapters ``[(B_1, A_1), …, (B_L, A_L)]`` with ``rank(B_l A_l) ≤ R_l``.
 
@@ -354,9 +354,9 @@ def construct(
     one is ill-conditioned (see :func:`construction_conditioning`). Blocks beyond ``rank(E)`` get
     empty adapters and need no solve.
 
-    ``method="sequential"`` is this construction; at the threshold (``Σ_l R_l ≥ D``, ``rank(E)
-    = D``, ``W̄`` non-singular) ``"conditioned"`` is another exact solution with the same ranks
-    that stays exact in deep models (:mod:`lora_theory.conditioned`); ``"auto"`` (default) tries
+    ``method="sequential"`` (default) is this construction. At the threshold (``Σ_l R_l ≥ D``,
+    ``rank(E) = D``, ``W̄`` non-singular) ``"conditioned"`` is another exact solution with the
+    same ranks that stays exact in deep models (:mod:`lora_theory.conditioned`); ``"auto"`` tries
     sequential, conditioned unrefined, conditioned, and keeps the first within ``AUTO_RTOL``.
 
     **Self-check.** Before returning, it measures ``‖∏_l (W_l + B_l A_l) − W̄‖₂`` and raises

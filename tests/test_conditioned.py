@@ -22,11 +22,11 @@ def relative_error(target, frozen, adapters):
 
 @settings(max_examples=3, deadline=None)
 @given(seed=st.integers(0, 9), depth=st.integers(6, 8), target_depth=st.integers(1, 2))
-def test_deep_fnn_is_exact_to_1e9_by_default(seed, depth, target_depth):
+def test_deep_fnn_is_exact_to_1e9_with_auto(seed, depth, target_depth):
     """The depth/seed grid of the chapter (D = 16, nn.Linear init, threshold rank)."""
     target, frozen = random_pair(seed, 16, target_depth, depth)
     rank = fnn.required_rank(target, frozen)
-    adapted = fnn.construct(target, frozen, rank, input_bound=1.0)
+    adapted = fnn.construct(target, frozen, rank, input_bound=1.0, method="auto")
     x = box_inputs(16, 1.0, 200, 7)
     ref = float(target(x).abs().max())
     cert = fnn.certify(target, adapted, 1.0, rank)
@@ -89,15 +89,15 @@ def test_linear_deep_gaussian_at_the_threshold_and_above():
     for rank in (4, 5):  # threshold ⌈32/8⌉ and one above
         with pytest.raises((AssumptionError, ExactnessError)):
             linear.construct(target, frozen, rank, method="sequential", rtol=1e-9)
-        adapters = linear.construct(target, frozen, rank, rtol=1e-9)
+        adapters = linear.construct(target, frozen, rank, rtol=1e-9, method="auto")
         assert relative_error(target, frozen, adapters) <= 1e-10
         assert all(a.inner_dim <= rank for a in adapters)
 
 
 def test_auto_keeps_the_sequential_result_when_it_is_exact():
     target, frozen = gaussian_instance(3, 8, 2)
-    auto = linear.construct(target, frozen, 4)
-    seq = linear.construct(target, frozen, 4, method="sequential")
+    auto = linear.construct(target, frozen, 4, method="auto")
+    seq = linear.construct(target, frozen, 4)  # the default
     for a, s in zip(auto, seq, strict=True):
         assert torch.equal(a.B, s.B) and torch.equal(a.A, s.A)
 
@@ -117,6 +117,6 @@ def test_conditioned_needs_the_threshold_and_a_full_rank_error():
 
 def test_below_the_threshold_auto_is_the_sequential_construction():
     target, frozen = gaussian_instance(5, 10, 3)
-    adapters = linear.construct(target, frozen, 2)
+    adapters = linear.construct(target, frozen, 2, method="auto")
     err = float(torch.linalg.matrix_norm(linear.adapted_product(frozen, adapters) - target, 2))
     assert err == pytest.approx(linear.min_error(target, frozen, 2), rel=1e-9)

@@ -99,7 +99,7 @@ def construct(
     input_bound: float,
     partition: Sequence[Sequence[int]] | None = None,
     rtol: float | None = None,
-    method: str = "auto",
+    method: str = "sequential",
 ) -> FNN:
     """Adapt ``frozen`` (depth ``L``) to ``target`` (depth ``L̄ ≤ L``, width ``D``) on ``‖x‖_∞ ≤ c``.
 
@@ -144,8 +144,9 @@ def construct(
     ``D · eps ·`` :meth:`FNN.roundoff_scale`: ``≈ 1e-13`` for ``D = 16, L̄ = 2, L = 4``, but deep
     blocks of ``nn.Linear``-initialised layers (e.g. ``L̄ = 1, L = 8``) lose all digits with
     Lemma 1's own factors. ``method`` goes to :func:`lora_theory.linear.construct` for every
-    block: the default ``"auto"`` switches to the conditioned exact solution where Lemma 1's
-    factors miss by more than ``AUTO_RTOL``, which keeps ``L̄ = 1, L = 8`` exact.
+    block: the default ``"sequential"`` is Lemma 1's construction (the proofs' adapters);
+    ``"auto"`` switches to the conditioned exact solution where Lemma 1's factors miss by more
+    than ``AUTO_RTOL``, which keeps ``L̄ = 1, L = 8`` exact.
 
     With ``activation="identity"`` no linearisation is needed: non-final biases are ``0`` and the
     equality holds for every ``x``.
