@@ -13,6 +13,7 @@ Typical use::
 Introduced in :ref:`sec-fig1`.
 """
 
+from . import appendix  # noqa: F401  (registers E6-E8 and E10 in EXPERIMENTS)
 from .families import FAMILIES, Family, family, register, unregister
 from .plots import plot_mse_vs_rank
 from .results import COLUMNS, Row, median_curve, read_csv, write_csv

@@ -67,6 +67,26 @@ def plot_mse_vs_rank(
         axes = checks.sequence(axes, "axes", "matplotlib Axes")
         checks.instances(axes, "axes", Axes, "a matplotlib Axes")
     names = _panels(rows, panels)
+    axes = panel_axes(names, axes)
+    for ax, panel in zip(axes, names, strict=True):
+        for method in dict.fromkeys(r.method for r in rows):
+            xs, ys = median_curve(rows, panel, method, x=x)
+            if xs:
+                ax.plot(xs, ys, markersize=4, linewidth=1.5, **method_style(method))
+        limit = threshold.get(panel) if isinstance(threshold, Mapping) else threshold
+        decorate(ax, (titles or {}).get(panel, panel), limit if x == "rank" else None)
+        ax.set_yscale("log")
+        ax.set_xlabel("LoRA rank $R$" if x == "rank" else "trainable parameters")
+    axes[0].set_ylabel("test MSE (median over seeds)")
+    axes[0].legend(fontsize="small")
+    return axes[0].figure
+
+
+def panel_axes(names: Sequence[str], axes: Sequence[Axes] | None) -> list[Axes]:
+    """``axes`` (one per name, checked), or a new row of shared-y panels, one per name.
+
+    Introduced in :ref:`sec-fig1`.
+    """
     if not names:
         raise ValueError("no rows to plot")
     if axes is None:
@@ -78,24 +98,22 @@ def plot_mse_vs_rank(
             squeeze=False,
             layout="constrained",
         )
-        axes = list(created[0])
-    elif len(axes) != len(names):
+        return list(created[0])
+    if len(axes) != len(names):
         raise ValueError(f"got {len(axes)} axes for {len(names)} panels")
-    for ax, panel in zip(axes, names, strict=True):
-        for method in dict.fromkeys(r.method for r in rows):
-            xs, ys = median_curve(rows, panel, method, x=x)
-            if xs:
-                ax.plot(xs, ys, markersize=4, linewidth=1.5, **method_style(method))
-        limit = threshold.get(panel) if isinstance(threshold, Mapping) else threshold
-        if limit is not None and x == "rank":
-            ax.axvline(
-                limit, color="0.4", linestyle="--", linewidth=1, label=f"threshold $R={limit}$"
-            )
-        ax.set_yscale("log")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("LoRA rank $R$" if x == "rank" else "trainable parameters")
-        ax.set_title((titles or {}).get(panel, panel))
-        ax.grid(True, which="major", alpha=0.3)
-    axes[0].set_ylabel("test MSE (median over seeds)")
-    axes[0].legend(fontsize="small")
-    return axes[0].figure
+    return list(axes)
+
+
+def decorate(ax: Axes, title: str, threshold: int | None = None) -> None:
+    """The book's panel: ``title``, a grid, integer x ticks, and a dashed line at the rank
+    ``threshold`` (when given).
+
+    Introduced in :ref:`sec-fig1`.
+    """
+    if threshold is not None:
+        ax.axvline(
+            threshold, color="0.4", linestyle="--", linewidth=1, label=f"threshold $R={threshold}$"
+        )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)

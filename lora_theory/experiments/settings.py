@@ -13,7 +13,10 @@ from dataclasses import dataclass, replace
 
 from .. import checks
 from ..runtime import Mode, check_mode
+from ..training.data import KEEP
+from ..training.objectives import TASKS
 from .results import METHODS
+from .schedules import SCHEDULES, rank_schedule
 
 #: Most Adam steps a budget accepts (the paper's protocol runs 5000).
 MAX_STEPS = 10**8
@@ -32,6 +35,12 @@ class Panel:
     (``experiments.tasks.pretrain``); ``options``: family-specific settings as
     ``(name, value)`` pairs (e.g. heads and tokens of a Transformer).
 
+    Appendix settings, none of which changes the models (such panels share them): ``task``, a
+    key of :data:`~lora_theory.training.objectives.TASKS` (the loss of the gradient runs);
+    ``n_train``: a fixed training set, full-batch Adam (``None``: fresh batches);
+    ``rank_step``, ``schedule``: per-layer ranks from the base rank (the rank column) by
+    :func:`~lora_theory.experiments.schedules.rank_schedule` (``0``, ``"paper"``: uniform).
+
     Introduced in :ref:`sec-fig1`.
     """
 
@@ -44,6 +53,10 @@ class Panel:
     pretrained: bool = False
     methods: tuple[str, ...] = ("construction", "gradient")
     options: tuple[tuple[str, object], ...] = ()
+    task: str = "regression"
+    n_train: int | None = None
+    rank_step: int = 0
+    schedule: str = "paper"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or "," in self.name:
@@ -86,6 +99,19 @@ class Panel:
                     f"{pair[1]!r}"
                 ) from exc
         object.__setattr__(self, "options", tuple(options))
+        checks.choice(self.task, f"panel {self.name!r}: task", TASKS)
+        if self.n_train is not None:
+            checks.integer(self.n_train, f"panel {self.name!r}: n_train", 1, checks.MAX_ELEMENTS)
+        checks.integer(self.rank_step, f"panel {self.name!r}: rank_step")
+        checks.choice(self.schedule, f"panel {self.name!r}: schedule", SCHEDULES)
+
+    def layer_ranks(self, rank: int, width: int) -> int | tuple[int, ...]:
+        """``rank`` for the uniform schedule, else the per-layer ranks of ``rank_schedule``."""
+        if self.rank_step == 0 and self.schedule == "paper":
+            return rank
+        return rank_schedule(
+            rank, self.rank_step, self.depth, width, self.schedule, self.target_depth
+        )
 
     @property
     def model_key(self) -> tuple[object, ...]:
@@ -196,7 +222,12 @@ class Experiment:
     """The settings of one of the paper's experiments (one figure): its panels, the width ``D``,
     the LoRA ranks swept, and optionally a smaller quick budget (and a subset of ranks,
     ``quick_ranks``) for experiments whose CPU cost is far above Figure 1's. Full mode always runs
-    every rank with the paper's budget.
+    every rank with the paper's budget, ``full`` (``FULL`` unless the paper ran more steps).
+
+    Appendix settings: ``keep``, the iterate gradient runs report (``"best"`` by validation, or
+    ``"final"``); ``curve_every``: record the training loss every that many steps (rows with a
+    ``step``); ``test_shift``: also test on the test inputs times this factor. Rank ``0``: the
+    construction without weight change (biases re-tuned); gradient runs train the biases only.
 
     Introduced in :ref:`sec-fig1`.
     """
@@ -209,6 +240,10 @@ class Experiment:
     ranks: tuple[int, ...] = tuple(range(1, 17))
     quick: Budget = QUICK
     quick_ranks: tuple[int, ...] | None = None
+    full: Budget = FULL
+    keep: str = "best"
+    curve_every: int = 0
+    test_shift: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("name", "title", "chapter"):
@@ -228,18 +263,24 @@ class Experiment:
         object.__setattr__(self, "panels", tuple(panels))
         checks.integer(self.width, f"experiment {self.name!r}: width", 1, MAX_WIDTH)
         where = f"experiment {self.name!r}: ranks"  # ranks above the width fail when run
-        object.__setattr__(self, "ranks", checks.integers(self.ranks, where, 1, MAX_WIDTH))
-        if not isinstance(self.quick, Budget):
-            raise ValueError(
-                f"experiment {self.name!r}: quick must be a Budget, got {type(self.quick).__name__}"
-            )
+        object.__setattr__(self, "ranks", checks.integers(self.ranks, where, 0, MAX_WIDTH))
+        for name in ("quick", "full"):
+            if not isinstance(getattr(self, name), Budget):
+                raise ValueError(
+                    f"experiment {self.name!r}: {name} must be a Budget, got "
+                    f"{type(getattr(self, name)).__name__}"
+                )
         if self.quick_ranks is not None:
             where = f"experiment {self.name!r}: quick_ranks"
-            object.__setattr__(self, "quick_ranks", checks.integers(self.quick_ranks, where, 1))
+            object.__setattr__(self, "quick_ranks", checks.integers(self.quick_ranks, where, 0))
+        checks.choice(self.keep, f"experiment {self.name!r}: keep", KEEP)
+        checks.integer(self.curve_every, f"experiment {self.name!r}: curve_every", 0, MAX_STEPS)
+        if self.test_shift is not None:
+            checks.real(self.test_shift, f"experiment {self.name!r}: test_shift", positive=True)
 
     def budget(self, mode: Mode | str) -> Budget:
-        """The :class:`Budget` of this figure in ``mode``: the paper's in full mode."""
-        return self.quick if check_mode(mode) == "quick" else FULL
+        """The :class:`Budget` of this figure in ``mode``: the paper's (``full``) in full mode."""
+        return self.quick if check_mode(mode) == "quick" else self.full
 
     def in_mode(self, mode: Mode | str) -> Experiment:
         """This figure with the ranks swept in ``mode``: in quick mode only those of ``ranks``
