@@ -108,7 +108,8 @@ def construction_rows(
             x, y = task.test_set(work.n_test)
             train = shift = None
             if settings.n_train is not None:  # the points the gradient runs train on
-                train = task.sample((settings.n_train,), generator(s, settings.train_stream))
+                stream = generator(task.seed, settings.train_stream)
+                train = task.sample((settings.n_train,), stream)
             if exp.test_shift is not None:
                 shift = task.test_set(work.n_test, exp.test_shift)
             for r in exp.ranks:

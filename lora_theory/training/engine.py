@@ -15,6 +15,13 @@ streams, :func:`lora_theory.runtime.generator`). A run whose training loss becom
 stops there and is reported as diverged (``diverged`` flag, NaN test MSE), never with its earlier
 score.
 
+The appendix experiments change this protocol through :class:`FitSettings` only: a fixed training
+set trained full-batch (``n_train``), the final iterate instead of the best one (``keep``), the
+soft-target cross-entropy of the classification tasks (``loss``, ``output_groups``,
+:mod:`lora_theory.training.objectives`; selection by validation accuracy), training-loss curves
+(``curve_every``) and a shifted test set (``test_shift``). With the defaults the MSE path is the
+one described above, step for step.
+
 **Determinism.** A run's initialisation comes from its seed's ``"lora-init"`` stream and its data
 from the ``"train"``/``"val"``/``"test"`` streams, so its result depends only on its own settings,
 not on which other runs share the batch (checked by the tests to float64 round-off).
