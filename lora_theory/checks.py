@@ -180,11 +180,13 @@ def shape(t: torch.Tensor, expected: tuple[int | None, ...], name: str) -> torch
     return t
 
 
-def choice(value: object, name: str, options: Sequence[object]) -> object:
-    """``value`` if it is one of ``options``.
+def choice(value: object, name: str, options: Sequence[object] | Mapping[object, object]) -> object:
+    """``value`` if it is one of ``options`` (a sequence, or the keys of a mapping).
 
     Introduced in :ref:`ch-linear`.
     """
+    if isinstance(options, Mapping):
+        options = list(options)
     options = sequence(options, f"the options of {name}", "allowed values")
     try:
         ok = not isinstance(value, (bool, np.bool_)) and bool(value in options)

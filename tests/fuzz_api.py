@@ -1566,6 +1566,12 @@ def specs(tmp: Path) -> list[Spec]:
             fixed={"p": lambda: PANEL},
         ),
         Spec(
+            "experiments.Panel.layer_ranks",
+            lambda p, rank, width: p.layer_ranks(rank, width),
+            {"rank": lambda: 2, "width": lambda: D},
+            fixed={"p": lambda: PANEL},
+        ),
+        Spec(
             "experiments.Panel.threshold",
             lambda p, width: p.threshold(width),
             {"width": lambda: D},
@@ -1664,6 +1670,12 @@ def specs(tmp: Path) -> list[Spec]:
             lambda s, width, depth, bias: s.n_params(width, depth, bias),
             {"width": lambda: D, "depth": lambda: 2, "bias": lambda: True},
             fixed={"s": lambda: fnn_family.Trainable(lora_rank=1)},
+        ),
+        Spec(
+            "families.fnn.Trainable.layer_ranks",
+            lambda s, depth: s.layer_ranks(depth),
+            {"depth": lambda: 2},
+            fixed={"s": lambda: fnn_family.Trainable(lora_rank=(1, 2))},
         ),
         Spec(
             "families.fnn.FNNStack.build",

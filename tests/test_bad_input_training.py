@@ -308,10 +308,10 @@ SETTING_CASES = [
     case(lambda: replace(TINY, panels=("p",)), r"experiment 'tiny': panels\[0\] must be a Panel"),
     case(lambda: replace(TINY, panels=(PANEL, PANEL)), r"panel names repeat: \['p', 'p'\]"),
     case(lambda: replace(TINY, width=0), r"experiment 'tiny': width out of range"),
-    case(lambda: replace(TINY, ranks=(0,)), r"experiment 'tiny': ranks\[0\] out of range"),
+    case(lambda: replace(TINY, ranks=(-1,)), r"experiment 'tiny': ranks\[0\] out of range"),
     case(lambda: replace(TINY, ranks=[1.5]), r"experiment 'tiny': ranks\[0\] must be an integer"),
     case(lambda: replace(TINY, quick="quick"), "experiment 'tiny': quick must be a Budget"),
-    case(lambda: replace(TINY, quick_ranks=(0,)), r"quick_ranks\[0\] out of range"),
+    case(lambda: replace(TINY, quick_ranks=(-1,)), r"quick_ranks\[0\] out of range"),
     case(lambda: TINY.budget("medium"), "mode must be one of", id="experiment-budget"),
     case(lambda: TINY.in_mode(None), "mode must be one of", id="experiment-in-mode"),
 ]

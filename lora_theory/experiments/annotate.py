@@ -16,7 +16,7 @@ import textwrap
 
 from .. import checks
 from ..texttable import PAGE_WIDTH
-from .settings import Budget
+from .budgets import Budget
 
 __all__ = ["describe", "glue_caption"]
 

@@ -1,8 +1,10 @@
 """The command line: ``python -m lora_theory reproduce <figure> [--mode] [--out DIR] [--device]``.
 
 Runs :func:`lora_theory.experiments.run` (the code path the chapters use) and writes the tidy rows
-to ``DIR/<figure>.csv`` (columns ``panel, method, rank, seed, test_mse, n_params``). Also installed
-as the console script ``lora-theory``.
+to ``DIR/<figure>.csv`` (columns ``panel, method, rank, seed, test_mse, n_params``; the appendix
+experiments ``curves``, ``generalization``, ``classification`` and ``rank-schedule`` add the
+optional columns of ``results.OPTIONAL_COLUMNS`` after them). Also installed as the console script
+``lora-theory``.
 
 Exit status: 0 on success; 2 on bad arguments, checked before any work (an unknown figure, mode or
 device, ``--device cuda`` without CUDA, an ``--out`` that is not a writable folder); 130 on Ctrl-C,

@@ -73,6 +73,34 @@ def plot_mse_vs_rank(
         axes = checks.sequence(axes, "axes", "matplotlib Axes")
         checks.instances(axes, "axes", Axes, "a matplotlib Axes")
     names = _panels(rows, panels)
+    axes = panel_axes(names, axes)
+    for ax, panel in zip(axes, names, strict=True):
+        for method in dict.fromkeys(r.method for r in rows):
+            xs, ys = median_curve(rows, panel, method, x=x)
+            if floor is not None:
+                ys = [max(v, floor) for v in ys]
+            if xs:
+                ax.plot(xs, ys, markersize=4, linewidth=1.5, **method_style(method))
+        limit = threshold.get(panel) if isinstance(threshold, Mapping) else threshold
+        decorate(ax, (titles or {}).get(panel, panel), limit if x == "rank" else None)
+        ax.set_yscale("log")
+        if floor is not None:
+            label = f"round-off (< {floor:.0e}), drawn at the floor" if ax is axes[0] else None
+            ax.axhspan(floor / 30, floor, color="0.88", zorder=0, lw=0, label=label)
+        ax.set_xlabel("LoRA rank $R$" if x == "rank" else "trainable parameters")
+    if floor is not None:  # after every panel is drawn: shared y axes autoscale together
+        for ax in axes:
+            ax.set_ylim(bottom=floor / 30)
+    axes[0].set_ylabel("test MSE (median over seeds)")
+    axes[0].legend()
+    return axes[0].figure
+
+
+def panel_axes(names: Sequence[str], axes: Sequence[Axes] | None) -> list[Axes]:
+    """``axes`` (one per name, checked), or a new row of shared-y panels, one per name.
+
+    Introduced in :ref:`sec-fig1`.
+    """
     if not names:
         raise ValueError("no rows to plot")
     if axes is None:
@@ -84,32 +112,22 @@ def plot_mse_vs_rank(
             squeeze=False,
             layout="constrained",
         )
-        axes = list(created[0])
-    elif len(axes) != len(names):
+        return list(created[0])
+    if len(axes) != len(names):
         raise ValueError(f"got {len(axes)} axes for {len(names)} panels")
-    for ax, panel in zip(axes, names, strict=True):
-        for method in dict.fromkeys(r.method for r in rows):
-            xs, ys = median_curve(rows, panel, method, x=x)
-            if floor is not None:
-                ys = [max(v, floor) for v in ys]
-            if xs:
-                ax.plot(xs, ys, markersize=4, linewidth=1.5, **method_style(method))
-        limit = threshold.get(panel) if isinstance(threshold, Mapping) else threshold
-        if limit is not None and x == "rank":
-            ax.axvline(
-                limit, color="0.4", linestyle="--", linewidth=1, label=f"threshold $R={limit}$"
-            )
-        ax.set_yscale("log")
-        if floor is not None:
-            label = f"round-off (< {floor:.0e}), drawn at the floor" if ax is axes[0] else None
-            ax.axhspan(floor / 30, floor, color="0.88", zorder=0, lw=0, label=label)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("LoRA rank $R$" if x == "rank" else "trainable parameters")
-        ax.set_title((titles or {}).get(panel, panel))
-        ax.grid(True, which="major", alpha=0.3)
-    if floor is not None:  # after every panel is drawn: shared y axes autoscale together
-        for ax in axes:
-            ax.set_ylim(bottom=floor / 30)
-    axes[0].set_ylabel("test MSE (median over seeds)")
-    axes[0].legend()
-    return axes[0].figure
+    return list(axes)
+
+
+def decorate(ax: Axes, title: str, threshold: int | None = None) -> None:
+    """The book's panel: ``title``, a grid, integer x ticks, and a dashed line at the rank
+    ``threshold`` (when given).
+
+    Introduced in :ref:`sec-fig1`.
+    """
+    if threshold is not None:
+        ax.axvline(
+            threshold, color="0.4", linestyle="--", linewidth=1, label=f"threshold $R={threshold}$"
+        )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)

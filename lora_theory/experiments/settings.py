@@ -13,10 +13,12 @@ from dataclasses import dataclass, replace
 
 from .. import checks
 from ..runtime import Mode, check_mode
+from ..training.data import KEEP
+from ..training.objectives import TASKS
+from .budgets import FULL, MAX_STEPS, QUICK, QUICK_RELU, Budget
 from .results import METHODS
+from .schedules import SCHEDULES, rank_schedule
 
-#: Most Adam steps a budget accepts (the paper's protocol runs 5000).
-MAX_STEPS = 10**8
 #: Widest model an experiment accepts.
 MAX_WIDTH = 4096
 
@@ -32,6 +34,12 @@ class Panel:
     (``experiments.tasks.pretrain``); ``options``: family-specific settings as
     ``(name, value)`` pairs (e.g. heads and tokens of a Transformer).
 
+    Appendix settings, none of which changes the models (such panels share them): ``task``, a
+    key of :data:`~lora_theory.training.objectives.TASKS` (the loss of the gradient runs);
+    ``n_train``: a fixed training set, full-batch Adam (``None``: fresh batches);
+    ``rank_step``, ``schedule``: per-layer ranks from the base rank (the rank column) by
+    :func:`~lora_theory.experiments.schedules.rank_schedule` (``0``, ``"paper"``: uniform).
+
     Introduced in :ref:`sec-fig1`.
     """
 
@@ -44,6 +52,10 @@ class Panel:
     pretrained: bool = False
     methods: tuple[str, ...] = ("construction", "gradient")
     options: tuple[tuple[str, object], ...] = ()
+    task: str = "regression"
+    n_train: int | None = None
+    rank_step: int = 0
+    schedule: str = "paper"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or "," in self.name:
@@ -86,6 +98,19 @@ class Panel:
                     f"{pair[1]!r}"
                 ) from exc
         object.__setattr__(self, "options", tuple(options))
+        checks.choice(self.task, f"panel {self.name!r}: task", TASKS)
+        if self.n_train is not None:
+            checks.integer(self.n_train, f"panel {self.name!r}: n_train", 1, checks.MAX_ELEMENTS)
+        checks.integer(self.rank_step, f"panel {self.name!r}: rank_step")
+        checks.choice(self.schedule, f"panel {self.name!r}: schedule", SCHEDULES)
+
+    def layer_ranks(self, rank: int, width: int) -> int | tuple[int, ...]:
+        """``rank`` for the uniform schedule, else the per-layer ranks of ``rank_schedule``."""
+        if self.rank_step == 0 and self.schedule == "paper":
+            return rank
+        return rank_schedule(
+            rank, self.rank_step, self.depth, width, self.schedule, self.target_depth
+        )
 
     @property
     def model_key(self) -> tuple[object, ...]:
@@ -127,115 +152,16 @@ def model_size(width: object, depth: object, name: str = "depth") -> tuple[int, 
 
 
 @dataclass(frozen=True)
-class Budget:
-    """The work of a run: Adam ``steps`` per configuration, ``seeds``, the ``lrs × weight_decays``
-    grid searched by validation, batch/validation/test sizes and the evaluation period.
-
-    Introduced in :ref:`sec-fig1`.
-    """
-
-    steps: int
-    seeds: tuple[int, ...]
-    lrs: tuple[float, ...]
-    weight_decays: tuple[float, ...]
-    batch_size: int = 256
-    n_val: int = 256
-    n_test: int = 5000
-    eval_every: int = 1
-
-    def __post_init__(self) -> None:
-        checks.integer(self.steps, "budget steps", 1, MAX_STEPS)
-        seeds = checks.integers(self.seeds, "budget seeds", low=0)
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"budget seeds repeat a seed: {seeds}")
-        object.__setattr__(self, "seeds", seeds)
-        object.__setattr__(self, "lrs", checks.reals(self.lrs, "budget lrs", positive=True))
-        wds = checks.reals(self.weight_decays, "budget weight_decays", non_negative=True)
-        object.__setattr__(self, "weight_decays", wds)
-        checks.integer(self.batch_size, "budget batch_size", 1, checks.MAX_ELEMENTS)
-        checks.integer(self.n_val, "budget n_val", 0, checks.MAX_ELEMENTS)
-        checks.integer(self.n_test, "budget n_test", 1, checks.MAX_ELEMENTS)
-        checks.integer(self.eval_every, "budget eval_every", 1, MAX_STEPS)
-
-    def describe(self, mode: Mode | str, *, trained: bool = True) -> str:
-        """The run's mode and budget in words, for a figure caption: seeds, Adam steps, the
-        learning-rate and weight-decay grid (left out with ``trained=False``, a construction-only
-        run), test points, and the precision (float64, where the paper's code uses float32).
-
-        Introduced in :ref:`sec-fig1`.
-        """
-        if not isinstance(trained, bool):
-            raise ValueError(f"trained must be a bool, got {trained!r}")
-        rates, decays = (", ".join(f"{v:g}" for v in g) for g in (self.lrs, self.weight_decays))
-        grid = f"{self.steps} Adam steps, learning rates {rates}, weight decays {decays}, "
-        return (
-            f"{check_mode(mode)} mode: {len(self.seeds)} seeds, {grid if trained else ''}"
-            f"{self.n_test} test points; {'training and ' if trained else ''}evaluation in "
-            "float64 (the paper's code uses float32)"
-        )
-
-
-@dataclass(frozen=True)
-class Pretraining:
-    """The paper's "pretrained" frozen model (§7.1): Adam on all parameters, fresh batches, stop
-    once the training MSE is below (initial MSE) / ``ratio`` or after ``max_steps``.
-
-    Introduced in :ref:`sec-fig1`.
-    """
-
-    lr: float = 1e-3
-    max_steps: int = 1000
-    ratio: float = 3.0
-    batch_size: int = 256
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "lr", checks.real(self.lr, "pretraining lr", positive=True))
-        checks.integer(self.max_steps, "pretraining max_steps", 1, MAX_STEPS)
-        ratio = checks.real(self.ratio, "pretraining ratio")
-        if not ratio > 1:
-            raise ValueError(f"pretraining ratio must be > 1, got {ratio}")
-        object.__setattr__(self, "ratio", ratio)
-        checks.integer(self.batch_size, "pretraining batch_size", 1, checks.MAX_ELEMENTS)
-
-
-PRETRAINING = Pretraining()
-
-#: The paper's protocol (§7.1): 5 seeds, 12-point grid, 5000 Adam steps, validation every step.
-FULL = Budget(
-    steps=5000,
-    seeds=(0, 1, 2, 3, 4),
-    lrs=(1e-2, 1e-3, 1e-4),
-    weight_decays=(0.0, 1e-4, 1e-3, 1e-2),
-)
-#: CPU budget: fewer steps, seeds, grid points and test samples; same settings.
-QUICK = Budget(
-    steps=1000,
-    seeds=(0, 1, 2),
-    lrs=(1e-2, 1e-3),
-    weight_decays=(0.0,),
-    n_test=1000,
-    eval_every=5,
-)
-#: Quick budget of the ReLU figures: only the learning rate 1e-2, which validation picks almost
-#: always at 1000 steps, so that each figure runs in well under a minute on two CPU cores.
-QUICK_RELU = replace(QUICK, lrs=(1e-2,))
-BUDGETS: dict[str, Budget] = {"full": FULL, "quick": QUICK}
-
-
-def budget(mode: Mode | str) -> Budget:
-    """The default :class:`Budget` of ``mode`` (``"quick"`` or ``"full"``).
-
-    Introduced in :ref:`sec-fig1`.
-    """
-    return BUDGETS[check_mode(mode)]
-
-
-@dataclass(frozen=True)
 class Experiment:
     """The settings of one of the paper's experiments (one figure): its panels, the width ``D``,
     the LoRA ranks swept, and optionally a smaller quick budget (and a subset of ranks,
     ``quick_ranks``) for experiments whose CPU cost is far above Figure 1's. Full mode always runs
-    every rank with the paper's budget.
+    every rank with the paper's budget, ``full`` (``FULL`` unless the paper ran more steps).
+
+    Appendix settings: ``keep``, the iterate gradient runs report (``"best"`` by validation, or
+    ``"final"``); ``curve_every``: record the training loss every that many steps (rows with a
+    ``step``); ``test_shift``: also test on the test inputs times this factor. Rank ``0``: the
+    construction without weight change (biases re-tuned); gradient runs train the biases only.
 
     Introduced in :ref:`sec-fig1`.
     """
@@ -248,6 +174,10 @@ class Experiment:
     ranks: tuple[int, ...] = tuple(range(1, 17))
     quick: Budget = QUICK
     quick_ranks: tuple[int, ...] | None = None
+    full: Budget = FULL
+    keep: str = "best"
+    curve_every: int = 0
+    test_shift: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("name", "title", "chapter"):
@@ -267,18 +197,24 @@ class Experiment:
         object.__setattr__(self, "panels", tuple(panels))
         checks.integer(self.width, f"experiment {self.name!r}: width", 1, MAX_WIDTH)
         where = f"experiment {self.name!r}: ranks"  # ranks above the width fail when run
-        object.__setattr__(self, "ranks", checks.integers(self.ranks, where, 1, MAX_WIDTH))
-        if not isinstance(self.quick, Budget):
-            raise ValueError(
-                f"experiment {self.name!r}: quick must be a Budget, got {type(self.quick).__name__}"
-            )
+        object.__setattr__(self, "ranks", checks.integers(self.ranks, where, 0, MAX_WIDTH))
+        for name in ("quick", "full"):
+            if not isinstance(getattr(self, name), Budget):
+                raise ValueError(
+                    f"experiment {self.name!r}: {name} must be a Budget, got "
+                    f"{type(getattr(self, name)).__name__}"
+                )
         if self.quick_ranks is not None:
             where = f"experiment {self.name!r}: quick_ranks"
-            object.__setattr__(self, "quick_ranks", checks.integers(self.quick_ranks, where, 1))
+            object.__setattr__(self, "quick_ranks", checks.integers(self.quick_ranks, where, 0))
+        checks.choice(self.keep, f"experiment {self.name!r}: keep", KEEP)
+        checks.integer(self.curve_every, f"experiment {self.name!r}: curve_every", 0, MAX_STEPS)
+        if self.test_shift is not None:
+            checks.real(self.test_shift, f"experiment {self.name!r}: test_shift", positive=True)
 
     def budget(self, mode: Mode | str) -> Budget:
-        """The :class:`Budget` of this figure in ``mode``: the paper's in full mode."""
-        return self.quick if check_mode(mode) == "quick" else FULL
+        """The :class:`Budget` of this figure in ``mode``: the paper's (``full``) in full mode."""
+        return self.quick if check_mode(mode) == "quick" else self.full
 
     def in_mode(self, mode: Mode | str) -> Experiment:
         """This figure with the ranks swept in ``mode``: in quick mode only those of ``ranks``

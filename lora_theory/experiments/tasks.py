@@ -16,8 +16,9 @@ from itertools import product as cartesian
 import torch
 
 from ..training import FitSettings, Run, Task, fit
+from .budgets import PRETRAINING, Pretraining
 from .families import Family, family
-from .settings import PRETRAINING, Experiment, Panel, Pretraining, task_arguments
+from .settings import Experiment, Panel, task_arguments
 
 Progress = Callable[[int], None]
 

@@ -21,6 +21,7 @@ import torch
 
 from .. import checks
 from ..runtime import generator
+from .objectives import Objective
 
 if TYPE_CHECKING:
     from .stacked import Stacked
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 MAX_STEPS = 10**8
 #: The paper's std of the randomly initialised LoRA factor.
 LORA_INIT_STD = 0.25
+#: Which parameters a fit keeps: the best validation evaluation's, or the final iterate.
+KEEP = ("best", "final")
 
 
 @dataclass(frozen=True)
@@ -58,14 +61,18 @@ class Task:
         object.__setattr__(self, "input_shape", shape)
 
     def sample(
-        self, shape: tuple[int, ...], gen: torch.Generator
+        self, shape: tuple[int, ...], gen: torch.Generator, scale: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs ``x`` of shape ``(*shape, *input_shape)`` from ``gen`` and labels ``f̄(x)``
-        (float64, CPU)."""
+        (float64, CPU); ``scale`` multiplies the inputs, ``x ~ N(0, scale² I)`` (the paper's
+        shifted test set has ``scale = 5``)."""
         shape = checks.integers(shape, "shape", low=0, empty=True)
         checks.elements((*shape, *self.input_shape), "sample")
         checks.generator(gen, "gen")
+        scale = checks.real(scale, "scale", positive=True)
         x = torch.randn(*shape, *self.input_shape, generator=gen, dtype=torch.float64)
+        if scale != 1.0:
+            x = x.mul_(scale)
         n = math.prod(shape)
         y = self.target(x.reshape(-1, *self.input_shape))
         if not isinstance(y, torch.Tensor) or y.ndim < 1 or len(y) != n or y.is_complex():
@@ -77,10 +84,11 @@ class Task:
             )
         return x, y.reshape(*shape, *y.shape[1:])
 
-    def test_set(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``n``-point test set ``(x, f̄(x))`` of the ``"test"`` stream."""
+    def test_set(self, n: int, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``n``-point test set ``(x, f̄(x))`` of the ``"test"`` stream; with ``scale`` the
+        same points times ``scale`` (the shifted test set) and their labels."""
         n = checks.integer(n, "n", low=1)
-        return self.sample((n,), generator(self.seed, "test"))
+        return self.sample((n,), generator(self.seed, "test"), scale)
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,23 @@ class FitSettings:
     ``stop_ratio``: stop a run as soon as its training MSE falls below (its first batch's MSE) /
     ``stop_ratio``. ``chunk``: how many steps of data are drawn at once.
 
+    The defaults are the paper's regression protocol; the other experiments set:
+
+    * ``n_train``: a **fixed** training set of ``n_train`` points drawn once from the
+      ``train_stream``, and full-batch Adam on it (``batch_size`` must then equal ``n_train``);
+      ``None``: fresh batches every step (the paper's "infinite" stream);
+    * ``keep``: which parameters are kept and tested, ``"best"`` (those of the best validation
+      evaluation, the paper's ``best_epoch=1``) or ``"final"`` (the final iterate, its
+      ``best_epoch=0``; validation is still measured, for the curve and for choosing among runs);
+    * ``loss`` (one of :data:`~lora_theory.training.objectives.LOSSES`) and ``output_groups``
+      (sum the outputs over that many contiguous groups first, ``0``: none), see
+      :class:`~lora_theory.training.objectives.Objective`; with ``loss="cross_entropy"`` the
+      kept parameters are those of the best validation **accuracy** (ties: the earlier one);
+    * ``curve_every``: record every run's training loss every ``curve_every`` steps (``0``:
+      none); these are the losses the updates are computed from, so no extra forward pass;
+    * ``test_shift``: also test on the test inputs times ``test_shift`` (the paper's 5×
+      distribution shift).
+
     Introduced in :ref:`sec-fig1`.
     """
 
@@ -131,6 +156,12 @@ class FitSettings:
     init_std: float = LORA_INIT_STD
     train_stream: str = "train"
     chunk: int = 50
+    n_train: int | None = None
+    keep: str = "best"
+    loss: str = "mse"
+    output_groups: int = 0
+    curve_every: int = 0
+    test_shift: float | None = None
 
     def __post_init__(self) -> None:
         checks.integer(self.steps, "steps", 0, MAX_STEPS)
@@ -143,6 +174,25 @@ class FitSettings:
         checks.real(self.init_std, "init_std", non_negative=True)
         if not isinstance(self.train_stream, str) or not self.train_stream:
             raise ValueError(f"train_stream must be a non-empty string, got {self.train_stream!r}")
+        if self.n_train is not None:
+            checks.integer(self.n_train, "n_train", 1, checks.MAX_ELEMENTS)
+            if self.batch_size != self.n_train:
+                raise ValueError(
+                    f"n_train={self.n_train} trains full-batch on a fixed set: batch_size must "
+                    f"equal n_train, got batch_size={self.batch_size}"
+                )
+        checks.choice(self.keep, "keep", KEEP)
+        Objective(self.loss, self.output_groups)  # checks both
+        checks.integer(self.curve_every, "curve_every", 0, MAX_STEPS)
+        if self.test_shift is not None:
+            checks.real(self.test_shift, "test_shift", positive=True)
+            if not self.n_test:
+                raise ValueError(f"test_shift={self.test_shift} needs a test set, got n_test=0")
+
+    @property
+    def objective(self) -> Objective:
+        """The training loss: :class:`~lora_theory.training.objectives.Objective`."""
+        return Objective(self.loss, self.output_groups)
 
 
 @dataclass(frozen=True)
@@ -156,6 +206,15 @@ class FitResult:
     ``final_train_mse`` ``(C,)``, ``diverged`` ``(C,)`` (the training loss became NaN or
     infinite), and the kept parameters ``params`` (name → ``(C, …)``, in the stacked layout of
     the family's :class:`~lora_theory.training.stacked.Stacked` form ``stacked``).
+
+    Added for the later experiments (NaN where not measured): ``train_curve``
+    ``(C, n_points)``, the training loss after ``curve_steps`` ``(n_points,)`` updates (with
+    ``curve_every``; NaN once a run has stopped); ``train_loss`` ``(C,)``, the loss of the kept
+    parameters on the fixed training set (with ``n_train``); ``val_accuracy`` and
+    ``test_accuracy`` ``(C,)`` of the kept parameters (with ``loss="cross_entropy"``);
+    ``shift_mse`` and ``shift_accuracy`` ``(C,)`` on the shifted test set (with
+    ``test_shift``). ``best_val`` is the validation loss (the objective) of the kept
+    parameters. ``final_train_mse`` is the last training loss (the objective) computed.
 
     Introduced in :ref:`sec-fig1`.
     """
@@ -172,6 +231,13 @@ class FitResult:
     final_train_mse: torch.Tensor
     diverged: torch.Tensor
     params: dict[str, torch.Tensor]
+    train_curve: torch.Tensor
+    curve_steps: torch.Tensor
+    train_loss: torch.Tensor
+    val_accuracy: torch.Tensor
+    test_accuracy: torch.Tensor
+    shift_mse: torch.Tensor
+    shift_accuracy: torch.Tensor
 
     def model(self, i: int) -> Any:
         """Run ``i``'s kept model, rebuilt by the family (e.g. an ``FNN`` with ``.adapters``)."""

@@ -104,14 +104,20 @@ def merge(
     """One :class:`FitResult` in the order of ``runs`` from the shards' results.
 
     Parameters whose size differs between shards (e.g. LoRA factors padded to each shard's own
-    ``R_max``) are padded with zeros, validation curves with NaN.
+    ``R_max``) are padded with zeros, validation and training curves with NaN.
 
     Introduced in :ref:`sec-fig1`.
     """
     n = len(runs)
-    per_run = ("best_val", "best_step", "test_mse", "steps_run", "final_train_mse", "diverged")
+    per_run = (
+        *("best_val", "best_step", "test_mse", "steps_run", "final_train_mse", "diverged"),
+        *("train_loss", "val_accuracy", "test_accuracy", "shift_mse", "shift_accuracy"),
+    )
     fields = {f: _merged([getattr(p, f) for p in parts], shards, n, 0) for f in per_run}
-    curves = _merged([p.val_curve for p in parts], shards, n, math.nan)
+    curves = {
+        f: _merged([getattr(p, f) for p in parts], shards, n, math.nan)
+        for f in ("val_curve", "train_curve")
+    }
     params = {
         name: _merged([p.params[name] for p in parts], shards, n, 0.0) for name in parts[0].params
     }
@@ -119,8 +125,9 @@ def merge(
         tasks=tuple(tasks),
         runs=tuple(runs),
         stacked=parts[0].stacked,
-        val_curve=curves,
         eval_steps=max((p.eval_steps for p in parts), key=len),
+        curve_steps=max((p.curve_steps for p in parts), key=len),
+        **curves,
         params=params,
         **fields,
     )

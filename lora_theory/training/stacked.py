@@ -28,6 +28,7 @@ import torch
 from .. import checks
 from ..runtime import generator
 from .data import Run, Task
+from .objectives import Objective
 
 
 class Stacked(ABC):
@@ -113,6 +114,16 @@ class Stacked(ABC):
         shape = (len(self.index), *data.shape[1:])
         return torch.index_select(data, 0, self.index, out=self.buffer(name, shape))
 
+    def outputs(
+        self, x: torch.Tensor, flat: torch.Tensor | None = None, runs: slice | None = None
+    ) -> torch.Tensor:
+        """The outputs on per-run inputs ``(C', n, …)`` of the configurations ``runs`` (default:
+        all) at the parameters ``flat`` (default: the current buffer)."""
+        p = self.params(flat)
+        if runs is not None:
+            p = {n: t[runs] for n, t in p.items()}
+        return self.forward(p, x)
+
     def mse(
         self,
         x: torch.Tensor,
@@ -122,17 +133,30 @@ class Stacked(ABC):
     ) -> torch.Tensor:
         """MSE per run (mean over points and outputs) on per-run data ``(C', n, …)``, for the
         configurations ``runs`` (default: all)."""
-        p = self.params(flat)
-        if runs is not None:
-            p = {n: t[runs] for n, t in p.items()}
-        pred = self.forward(p, x)
+        pred = self.outputs(x, flat, runs)
         if torch.is_grad_enabled():
             return _MSE.apply(pred, y)
         return _MSE.value(pred.sub_(y))
 
-    def loss_and_grad(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training MSE ``ℓ_c`` ``(C,)`` and ``∂ℓ_c/∂flat`` ``(C, P)`` by autograd, on per-task
-        data ``(T, n, …)`` (run ``c`` trains on its task's batch).
+    def loss(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        flat: torch.Tensor | None = None,
+        objective: Objective | None = None,
+    ) -> torch.Tensor:
+        """The loss per run on per-run data ``(C, n, …)``: :meth:`mse` without an
+        ``objective``, else ``objective.value`` of the outputs."""
+        if objective is None:
+            return self.mse(x, y, flat)
+        return objective.value(self.outputs(x, flat), y)
+
+    def loss_and_grad(
+        self, x: torch.Tensor, y: torch.Tensor, objective: Objective | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training loss ``ℓ_c`` ``(C,)`` (the MSE, or ``objective``'s) and ``∂ℓ_c/∂flat``
+        ``(C, P)`` by autograd, on per-task data ``(T, n, …)`` (run ``c`` trains on its task's
+        batch).
 
         Run ``c``'s parameters enter only its own loss, so the gradient of ``Σ_c ℓ_c`` is every
         run's own gradient at once.
@@ -140,7 +164,7 @@ class Stacked(ABC):
         x, y = self.gather(x, "x"), self.gather(y, "y")
         flat = self.flat.detach().requires_grad_(True)
         with torch.enable_grad():
-            losses = self.mse(x, y, flat)
+            losses = self.loss(x, y, flat, objective)
             (grad,) = torch.autograd.grad(losses.sum(), flat)
         return losses.detach(), grad
 

@@ -33,40 +33,65 @@ from . import Family, register
 class Trainable:
     """Which parameters of the frozen ``FNN_{L,D}`` a run trains.
 
-    ``lora_rank``: ``R`` of the adapter ``B_l A_l`` on every layer (``0``: no LoRA);
-    ``tune_bias``: all biases ``b_1, …, b_L``; ``final_layers``: ``k``, the full weights and biases
-    of layers ``L−k+1, …, L`` (final-layer tuning; ``k = L`` trains the whole model).
+    ``lora_rank``: ``R`` of the adapter ``B_l A_l`` on every layer (``0``: no LoRA), or one rank
+    per frozen layer, ``(R_1, …, R_L)`` (a list is stored as a tuple; ``0`` leaves a layer
+    unadapted); ``tune_bias``: all biases ``b_1, …, b_L``; ``final_layers``: ``k``, the full
+    weights and biases of layers ``L−k+1, …, L`` (final-layer tuning; ``k = L`` trains the whole
+    model).
 
     Introduced in :ref:`sec-fig1`.
     """
 
-    lora_rank: int = 0
+    lora_rank: int | tuple[int, ...] = 0
     tune_bias: bool = False
     final_layers: int = 0
 
     def __post_init__(self) -> None:
-        checks.integer(self.lora_rank, "lora_rank", low=0)
+        if isinstance(self.lora_rank, (list, tuple)):
+            ranks = checks.integers(self.lora_rank, "lora_rank", low=0)
+            object.__setattr__(self, "lora_rank", tuple(ranks))
+        else:
+            checks.integer(self.lora_rank, "lora_rank", low=0)
         checks.integer(self.final_layers, "final_layers", low=0)
         _flag(self.tune_bias, "tune_bias")
+
+    def layer_ranks(self, depth: int) -> list[int]:
+        """``[R_1, …, R_L]``: the common rank repeated, or the per-layer ranks (``ValueError``
+        when there are not ``depth`` of them)."""
+        if not isinstance(self.lora_rank, tuple):
+            return [self.lora_rank] * depth
+        if len(self.lora_rank) != depth:
+            raise ValueError(
+                f"lora_rank has {len(self.lora_rank)} per-layer ranks for {depth} frozen layers: "
+                f"{self.lora_rank}"
+            )
+        return list(self.lora_rank)
 
     def check(self, width: int, depth: int, bias: bool) -> None:
         """Raise ``ValueError`` if this spec does not fit a width-``D``, depth-``L`` model."""
         width, depth = model_size(width, depth)
         _flag(bias, "bias")
-        checks.integer(self.lora_rank, "lora_rank", 0, width)
+        ranks = self.layer_ranks(depth)
+        if isinstance(self.lora_rank, tuple):
+            checks.integers(ranks, "lora_rank", 0, width)
+        else:
+            checks.integer(self.lora_rank, "lora_rank", 0, width)
         checks.integer(self.final_layers, "final_layers", 0, depth)
         if self.tune_bias and not bias:
             raise ValueError("tune_bias=True but the frozen model has no biases")
-        if self.lora_rank == 0 and self.final_layers == 0 and not self.tune_bias:
-            raise ValueError("nothing to train: lora_rank=0, final_layers=0, tune_bias=False")
+        if not any(ranks) and self.final_layers == 0 and not self.tune_bias:
+            raise ValueError(
+                f"nothing to train: lora_rank={self.lora_rank}, final_layers=0, tune_bias=False"
+            )
 
     def n_params(self, width: int, depth: int, bias: bool = True) -> int:
-        """Trainable parameters: ``2RDL`` (LoRA) ``+ kD²`` (final-layer weights) ``+ D`` per
-        tuned bias (all ``L`` with ``tune_bias``, else the last ``k``; none without biases)."""
+        """Trainable parameters: ``Σ_l 2R_lD`` (LoRA; ``2RDL`` for one rank) ``+ kD²``
+        (final-layer weights) ``+ D`` per tuned bias (all ``L`` with ``tune_bias``, else the last
+        ``k``; none without biases)."""
         width, depth = model_size(width, depth)
         _flag(bias, "bias")
         tuned_biases = (depth if self.tune_bias else self.final_layers) if bias else 0
-        lora = n_lora_params(width, [self.lora_rank] * depth)
+        lora = n_lora_params(width, self.layer_ranks(depth))
         return lora + self.final_layers * width * width + tuned_biases * width
 
 
@@ -129,25 +154,28 @@ class FNNStack(Stacked):
         layer = torch.arange(depth)
         flt = torch.stack([layer >= depth - s.final_layers for s in specs])  # (C, L)
         tune_b = (torch.tensor([s.tune_bias for s in specs])[:, None] | flt) & has_bias
-        ranks = [s.lora_rank for s in specs]
-        r_max = max(ranks)
-        rank_mask = torch.arange(r_max) < torch.tensor(ranks)[:, None]  # (C, R_max)
+        ranks = torch.tensor([s.layer_ranks(depth) for s in specs])  # (C, L)
+        r_max = int(ranks.max())
+        rank_mask = torch.arange(r_max) < ranks[:, :, None]  # (C, L, R_max)
+        # A's rows beyond a layer's rank start at zero; for one common rank this is the draw of
+        # ``lora_init`` as it is.
+        lora_a = torch.stack(
+            [
+                lora_init(tasks[r.task], int(rank.max()), r_max, (depth, width), init_std)
+                for r, rank in zip(runs, ranks, strict=True)
+            ]
+        )
         tensors = {
             "weight": torch.stack([torch.stack(f.effective_weights) for f in frozen]),
             "bias": torch.stack([torch.stack(f.biases) for f in frozen]),
-            "lora_a": torch.stack(
-                [
-                    lora_init(tasks[r.task], rank, r_max, (depth, width), init_std)
-                    for r, rank in zip(runs, ranks, strict=True)
-                ]
-            ),
+            "lora_a": lora_a * rank_mask[..., None],
             "lora_b": torch.zeros(len(runs), depth, width, r_max, dtype=torch.float64),
         }
         masks = {
             "weight": flt[:, :, None, None],
             "bias": tune_b[:, :, None],
-            "lora_a": rank_mask[:, None, :, None],
-            "lora_b": rank_mask[:, None, None, :],
+            "lora_a": rank_mask[:, :, :, None],
+            "lora_b": rank_mask[:, :, None, :],
         }
         stack = cls(tensors, masks, runs, dev, dtype)
         stack.activation, stack.has_bias, stack.r_max = activation, has_bias, r_max
@@ -182,16 +210,16 @@ class FNNStack(Stacked):
 
     @staticmethod
     def model(task: Task, run: Run, params: Mapping[str, torch.Tensor]) -> FNN:
-        rank = run.trainable.lora_rank
+        ranks = run.trainable.layer_ranks(len(params["weight"]))
         adapters = [
             LoRAFactors(b[:, :rank], a[:rank])
-            for b, a in zip(params["lora_b"], params["lora_a"], strict=True)
+            for b, a, rank in zip(params["lora_b"], params["lora_a"], ranks, strict=True)
         ]
         return FNN(
             list(params["weight"]),
             list(params["bias"]) if task.frozen.has_bias else None,
             activation=task.frozen.activation,
-            adapters=adapters if rank else None,
+            adapters=adapters if any(ranks) else None,
         )
 
 
@@ -212,31 +240,57 @@ def random_task(panel: Panel, width: int, seed: int) -> Task:
 #: Half-width ``c`` of the input box ``‖x‖_∞ ≤ c`` for which the ReLU constructions are built. It
 #: is fixed before any data are drawn (never read off the test set): a standard Gaussian coordinate
 #: exceeds 6 in absolute value with probability about 2e-9, so a test set of 5000 inputs in
-#: ``R^16`` leaves the box with probability below 2e-4. Points outside it are not covered.
+#: ``R^16`` leaves the box with probability below 2e-4. Points outside it are not covered: the
+#: construction is exact there only where its linearised ReLUs happen to stay active (see
+#: :func:`fnn_construction`); the 5× shifted inputs of the classification experiment leave the box
+#: in almost every point.
 INPUT_BOUND = 6.0
 
 
-def linear_construction(task: Task, rank: int) -> FNN:
+def _per_layer(rank: int | Sequence[int], depth: int) -> int | Sequence[int]:
+    """Rank ``0`` as ``[0] * L`` (no layer adapted), which the constructions accept."""
+    return [0] * depth if rank == 0 else rank
+
+
+def linear_construction(task: Task, rank: int | Sequence[int]) -> FNN:
     """Lemma 1's adapted linear model (frozen weights plus ``B_l A_l``) for the target
-    ``W̄ = W̄_{L̄} ⋯ W̄_1``; exact for every input.
+    ``W̄ = W̄_{L̄} ⋯ W̄_1``; exact for every input. ``rank``: one ``R`` (``0``: the frozen model)
+    or per-layer ranks.
 
     Introduced in :ref:`sec-fig1`.
     """
     _fnn_task(task)
     if task.frozen.has_bias or task.target.has_bias:
         raise ValueError("Lemma 1 is stated for linear models without biases")
-    adapters = linear.construct(product(task.target.weights), task.frozen.weights, rank)
+    ranks = _per_layer(rank, task.frozen.depth)
+    adapters = linear.construct(product(task.target.weights), task.frozen.weights, ranks)
     return FNN(task.frozen.weights, None, activation="identity", adapters=adapters)
 
 
-def fnn_construction(task: Task, rank: int) -> FNN:
-    """Theorem 3's adapted ReLU FNN (Lemma 2 when ``L̄ = 1``), exact on the box
-    ``‖x‖_∞ ≤ INPUT_BOUND`` chosen in advance (Gaussian inputs are unbounded).
+def fnn_construction(task: Task, rank: int | Sequence[int]) -> FNN:
+    """Theorem 3's adapted ReLU FNN (Lemma 2 when ``L̄ = 1``; per-layer ranks: the
+    general-partition version on ``P^u``), exact on the box ``‖x‖_∞ ≤ INPUT_BOUND`` chosen in
+    advance (Gaussian inputs are unbounded). Rank ``0``: no weight changes, the biases re-tuned
+    as for any rank (each block computes ``ReLU(∏ W z + b̄_i)`` on its box).
+
+    **Outside the box.** The equality ``f = f̄`` at and above the threshold is proved for
+    ``‖x‖_∞ ≤ INPUT_BOUND`` only. It holds exactly on the larger set ``S`` of inputs at which
+    every pre-activation that the construction linearises (all layers of a block but its last)
+    is ``≥ 0``: there each block is the affine map ``W'_i z + b̄_i`` followed by ``ReLU``, the
+    same as the target's layer when ``W'_i = W̄_i``. ``S`` is a polyhedron (for ``L̄ = 1``; a
+    union of polyhedral pieces after the first block) that contains the box with a margin,
+    since the linearising biases are chosen for the worst case over the box. At an input
+    outside ``S`` some linearised ReLU clips, the network no longer equals the target, and
+    nothing bounds the error; on the paper's 5× shifted test set, ``5 · N(0, I_16)``, most
+    inputs lie outside the box (each coordinate exceeds 6 with probability ``P(|N(0,1)| > 1.2)
+    ≈ 0.23``), and whether they lie in ``S`` depends on the instance. A construction meant for
+    shifted inputs is built for the larger box (``fnn.construct(…, input_bound=30)``).
 
     Introduced in :ref:`sec-fig2`.
     """
     _fnn_task(task)
-    return fnn.construct(task.target, task.frozen, rank=rank, input_bound=INPUT_BOUND)
+    ranks = _per_layer(rank, task.frozen.depth)
+    return fnn.construct(task.target, task.frozen, rank=ranks, input_bound=INPUT_BOUND)
 
 
 def _fnn_task(task: object) -> None:
@@ -245,7 +299,10 @@ def _fnn_task(task: object) -> None:
 
 
 def _gradient(exp: Experiment, p: Panel) -> list[tuple[int, Trainable]]:
-    return [(r, Trainable(lora_rank=r, tune_bias=p.tune_bias)) for r in exp.ranks]
+    return [
+        (r, Trainable(lora_rank=p.layer_ranks(r, exp.width), tune_bias=p.tune_bias))
+        for r in exp.ranks
+    ]
 
 
 def _final_layers(exp: Experiment, p: Panel) -> list[tuple[int, Trainable]]:
