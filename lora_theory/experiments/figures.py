@@ -33,21 +33,17 @@ COLUMN_STYLE: dict[str, tuple[str, str]] = {
 
 
 def caption(exp: Experiment, mode: Mode | str) -> str:
-    """The budget ``exp`` runs with in ``mode``, as caption text: seeds, steps, the lr × wd grid,
-    test points, the ranks and what the experiment sets beyond the main protocol.
+    """The budget ``exp`` runs with in ``mode``, as caption text: :meth:`Budget.describe
+    <lora_theory.experiments.Budget.describe>` (seeds, steps, the lr × wd grid, test points,
+    precision), the ranks, and what the experiment sets beyond the main protocol.
 
     Introduced in :ref:`ch-partitions-depth`.
     """
     if not isinstance(exp, Experiment):
         raise ValueError(f"exp must be an Experiment, got {type(exp).__name__}")
     mode = check_mode(mode)
-    work, ranks = exp.budget(mode), exp.in_mode(mode).ranks
-    rates = ", ".join(f"{v:g}" for v in work.lrs)
-    decays = ", ".join(f"{v:g}" for v in work.weight_decays)
-    parts = [
-        f"{mode} mode: {len(work.seeds)} seeds, {work.steps} Adam steps, learning rates {rates}, "
-        f"weight decays {decays}, {work.n_test} test points, ranks {', '.join(map(str, ranks))}"
-    ]
+    ranks = exp.in_mode(mode).ranks
+    parts = [exp.budget(mode).describe(mode), f"ranks {', '.join(map(str, ranks))}"]
     sizes = sorted({p.n_train for p in exp.panels if p.n_train is not None})
     if sizes:
         parts.append(f"fixed training sets of {' and '.join(map(str, sizes))} points, full batch")
@@ -57,7 +53,6 @@ def caption(exp: Experiment, mode: Mode | str) -> str:
         parts.append(f"training loss recorded every {exp.curve_every} steps")
     if exp.test_shift is not None:
         parts.append(f"shifted test inputs {exp.test_shift:g}·N(0, I)")
-    parts.append("training and evaluation in float64 (the paper's code uses float32)")
     return "; ".join(parts)
 
 
