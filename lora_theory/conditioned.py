@@ -32,12 +32,13 @@ Introduced in :ref:`ch-multilayer`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
 
 from . import checks
-from .adapters import LoRAFactors
+from .adapters import LoRAFactors, check_factors, layer_ranks
 from .linalg import AssumptionError, Conditioning, difference_tol, numerical_rank, product
 
 #: L-BFGS iterations of :func:`adapters` (D = 16, L = 8: the relative error falls from ``~1e-7``
@@ -46,6 +47,36 @@ REFINE_STEPS = 100
 #: Widest ``D`` refined by default: a step costs ``O(L D³)`` (``D = 256, L = 8``: about a second on
 #: two cores), so wider problems get the greedy start unless ``steps`` is passed explicitly.
 REFINE_MAX_WIDTH = 128
+
+
+def _inputs(
+    wbar: object, ws: object, names: tuple[str, str] = ("wbar", "ws")
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``(W̄, [W_1, …, W_L])`` validated: real, finite, square, one width ``D``, their difference
+    ``W̄ − ∏_l W_l`` finite; float32 input stays float32, anything else becomes float64."""
+    keep = isinstance(wbar, torch.Tensor) and wbar.dtype in checks.COMPUTE_DTYPES
+    dtype = wbar.dtype if keep else torch.float64  # type: ignore[union-attr]
+    target = checks.square(wbar, names[0], dtype)
+    frozen = checks.square_list(ws, names[1], dtype)  # type: ignore[arg-type]
+    if frozen[0].shape != target.shape:
+        raise ValueError(
+            f"{names[0]} has shape {tuple(target.shape)} but the matrices of {names[1]} are "
+            f"{tuple(frozen[0].shape)}"
+        )
+    if not torch.isfinite(target - product(frozen)).all():
+        raise ValueError(
+            f"the product of {names[1]} (or {names[0]} minus it) overflows {dtype}: the entries "
+            "are too large for this dtype"
+        )
+    return target, frozen
+
+
+def _target_conditioning(wbar: torch.Tensor) -> Conditioning:
+    """The conditioning of ``W̄``; :class:`~lora_theory.linalg.AssumptionError` if singular."""
+    record = Conditioning.of("W̄", wbar)
+    if record.singular:
+        raise AssumptionError(f"the conditioned construction solves with the target: {record}")
+    return record
 
 
 def _orth(a: torch.Tensor) -> torch.Tensor:
@@ -121,21 +152,27 @@ def _log_amplification(phis: list[torch.Tensor], wbar: torch.Tensor) -> torch.Te
 def adapters(
     wbar: torch.Tensor, ws: Sequence[torch.Tensor], bounds: Sequence[int], steps: int = REFINE_STEPS
 ) -> list[LoRAFactors]:
-    """The well-conditioned exact adapters (module docstring) for validated float64 inputs.
+    """The well-conditioned exact adapters (module docstring).
 
     ``wbar`` ``(D, D)`` non-singular; ``ws`` ``L`` frozen ``(D, D)`` matrices, input first;
     ``bounds`` the block boundaries ``0 = r_0 ≤ … ≤ r_L = D`` (layer ``l`` adapts with rank
     ``r_l − r_{l−1}``); ``steps`` L-BFGS iterations after the greedy start (``0``: greedy only).
-    Returns ``[(B_l, A_l)]`` with ``B_l`` ``(D, r_l − r_{l−1})``. The caller checks exactness.
+    Returns ``[(B_l, A_l)]`` with ``B_l`` ``(D, r_l − r_{l−1})``, in float32 for float32 ``wbar``
+    and in float64 otherwise. Malformed input raises ``ValueError``, a singular ``W̄``
+    :class:`~lora_theory.linalg.AssumptionError`; the caller checks exactness.
 
     Introduced in :ref:`ch-multilayer`.
     """
-    ws = list(ws)
-    bounds = [int(b) for b in bounds]
-    steps = checks.integer(steps, "steps", low=0)
+    wbar, ws = _inputs(wbar, ws)
     width = wbar.shape[0]
-    if bounds[0] != 0 or bounds[-1] != width or len(bounds) != len(ws) + 1:
-        raise ValueError(f"bounds must run from 0 to D={width} in {len(ws)} steps, got {bounds}")
+    bounds = list(checks.integers(bounds, "bounds", low=0, high=width))
+    steps = checks.integer(steps, "steps", low=0, high=checks.MAX_LENGTH)
+    monotone = all(a <= b for a, b in itertools.pairwise(bounds))
+    if bounds[0] != 0 or bounds[-1] != width or len(bounds) != len(ws) + 1 or not monotone:
+        raise ValueError(
+            f"bounds must run from 0 to D={width} in {len(ws)} non-decreasing steps, got {bounds}"
+        )
+    _target_conditioning(wbar)
     above = _above(ws)
     v = _greedy_states(wbar, ws, bounds).clone().requires_grad_(steps > 0)
     if steps:
@@ -158,26 +195,35 @@ def adapters(
             b = phis[m][:, lo:hi] - w @ phis[m - 1][:, lo:hi]
             gauge = (a.norm(dim=1) / b.norm(dim=0).clamp_min(1e-300)).sqrt()  # ‖B e_j‖ = ‖e_jᵀA‖
             out.append(LoRAFactors(b * gauge, a / gauge[:, None]))
+    if not all(torch.isfinite(t).all() for f in out for t in f):
+        raise AssumptionError(
+            f"the conditioned construction overflows {wbar.dtype}: the entries of wbar and ws "
+            "are too large (or their scales too far apart) for this dtype"
+        )
     return out
 
 
 def construct(
-    wbar: torch.Tensor, ws: list[torch.Tensor], ranks: list[int], steps: int | None = None
+    wbar: torch.Tensor,
+    ws: Sequence[torch.Tensor],
+    ranks: int | Sequence[int],
+    steps: int | None = None,
 ) -> tuple[list[LoRAFactors], dict[str, Conditioning]]:
-    """:func:`adapters` for layer ranks ``ranks`` after checking that it applies (``Σ R_l ≥ D``,
+    """:func:`adapters` for layer ranks ``ranks`` (one ``R`` or one per layer, see
+    :func:`~lora_theory.adapters.layer_ranks`) after checking that it applies (``Σ R_l ≥ D``,
     ``E`` of rank ``D``, ``W̄`` non-singular, else :class:`~lora_theory.linalg.AssumptionError`),
     and the conditioning of ``W̄``, the one given matrix it solves with. ``steps=None``:
     :data:`REFINE_STEPS` up to ``D =`` :data:`REFINE_MAX_WIDTH`, none above.
 
     Introduced in :ref:`ch-multilayer`.
     """
+    wbar, ws = _inputs(wbar, ws)
     width, prod = wbar.shape[0], product(ws)
+    ranks = layer_ranks(ranks, len(ws), width)
     bounds = [min(sum(ranks[:m]), width) for m in range(len(ranks) + 1)]
-    record = {"W̄": Conditioning.of("W̄", wbar)}
     if bounds[-1] < width or numerical_rank(wbar - prod, difference_tol(wbar, prod)) < width:
         raise AssumptionError("the conditioned construction needs Σ_l R_l ≥ D and rank(E) = D")
-    if record["W̄"].singular:
-        raise AssumptionError(f"the conditioned construction solves with the target: {record['W̄']}")
+    record = {"W̄": _target_conditioning(wbar)}
     if steps is None:
         steps = REFINE_STEPS if width <= REFINE_MAX_WIDTH else 0
     return adapters(wbar, ws, bounds, steps), record
@@ -194,10 +240,18 @@ def roundoff_amplification(
 
     Introduced in :ref:`ch-multilayer`.
     """
-    wbar = checks.square(target, "target")
-    ws = checks.square_list(frozen, "frozen")
-    merged = [LoRAFactors(*a).merge(w) for w, a in zip(ws, adapters, strict=True)]
-    eye = torch.eye(wbar.shape[0], dtype=wbar.dtype)
+    wbar, ws = _inputs(target, frozen, ("target", "frozen"))
+    pairs = checks.sequence(adapters, "adapters", "(B, A) pairs")
+    if len(pairs) != len(ws):
+        raise ValueError(f"got {len(ws)} frozen layers but {len(pairs)} adapters")
+    width = wbar.shape[0]
+    merged = [
+        check_factors(a, width, f"adapters[{i}]").merge(w)
+        for i, (w, a) in enumerate(zip(ws, pairs, strict=True))
+    ]
+    if not torch.linalg.matrix_norm(wbar, 2) > 0:
+        raise ValueError("target must be non-zero: the amplification is relative to ‖W̄‖₂")
+    eye = torch.eye(width, dtype=wbar.dtype)
     worst = 0.0
     for m in range(len(merged)):
         below = product(merged[:m]) if m else eye

@@ -18,13 +18,14 @@ Introduced in :ref:`sec-eym`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
 
 from . import checks
-from .adapters import LoRAFactors
+from .adapters import LoRAFactors, check_factors
 from .fnn import FNN
 
 #: L-BFGS options of the local optimisers: strong-Wolfe line search, tight tolerances.
@@ -42,7 +43,16 @@ def _lbfgs(
     steps: int = 1,
     **options: object,
 ) -> float:
-    """Minimise ``loss()`` over ``params`` (leaf tensors) in place; return its final value."""
+    """Minimise ``loss()`` over ``params`` (leaf tensors) in place; return its final value.
+    ``ValueError`` when the starting loss squared overflows float64 (L-BFGS's inner products
+    reach that size), before any step."""
+    with torch.no_grad():
+        start = float(loss())
+    if not math.isfinite(start * start):
+        raise ValueError(
+            f"the starting loss {start:.3e} is too large for L-BFGS in float64 (its square "
+            "overflows): the matrices' entries are too large"
+        )
     opt = torch.optim.LBFGS(params, max_iter=max_iter, **options)
 
     def closure() -> torch.Tensor:
@@ -85,7 +95,7 @@ def perturbation_rivals(
     d = a.shape[0]
     rank = checks.rank(rank, upper=d)
     scales = checks.reals(scales, "scales", positive=True)
-    trials = checks.integer(trials, "trials", low=1)
+    trials = checks.integer(trials, "trials", low=1, high=checks.MAX_LENGTH)
     checks.generator(generator)
     u, s, vh = torch.linalg.svd(a)
     x, y = u[:, :rank] * s[:rank], vh[:rank]
@@ -102,7 +112,8 @@ def perturbation_rivals(
 
 def local_low_rank_fit(a: torch.Tensor, rank: int, starts: Sequence[int]) -> list[float]:
     """``‖A − X Y‖_F²`` at the end of L-BFGS (500 iterations, strong-Wolfe line search) over
-    ``X: (D, r)``, ``Y: (r, D)``, one run per seed in ``starts`` (standard normal start).
+    ``X: (D, r)``, ``Y: (r, D)``, one run per seed in ``starts`` (standard normal start); an ``A``
+    whose starting loss squared overflows float64 is refused (``ValueError``).
 
     Introduced in :ref:`sec-eym`.
     """
@@ -146,22 +157,28 @@ class UnitOff(NamedTuple):
     adapters: tuple[LoRAFactors, LoRAFactors]
 
 
-def unit_off_fit(frozen: FNN, target: FNN, unit: int, steps: int = 5) -> UnitOff:
-    """Minimise ``‖W̄_1 − (W_2 + b_2 a_2ᵀ) P_j (W_1 + b_1 a_1ᵀ)‖_F²`` over rank-one adapters with
-    L-BFGS (``steps`` restarts of 300 iterations), from a start seeded by ``unit`` (entries
-    ``0.1 · N(0, 1)``). ``frozen`` has two layers, ``target`` one.
-
-    Introduced in :ref:`sec-lemma2-bound`.
-    """
+def _unit_off_pair(frozen: FNN, target: FNN) -> int:
+    """The common width ``D`` of a two-layer ``frozen`` network and a one-layer ``target``."""
     checks.instances([frozen, target], "networks", FNN, "an FNN")
     if frozen.depth != 2 or target.depth != 1 or frozen.width != target.width:
         raise ValueError(
             "need a two-layer frozen network and a one-layer target of the same width, got "
             f"depths {frozen.depth}, {target.depth} and widths {frozen.width}, {target.width}"
         )
-    d = frozen.width
+    return frozen.width
+
+
+def unit_off_fit(frozen: FNN, target: FNN, unit: int, steps: int = 5) -> UnitOff:
+    """Minimise ``‖W̄_1 − (W_2 + b_2 a_2ᵀ) P_j (W_1 + b_1 a_1ᵀ)‖_F²`` over rank-one adapters with
+    L-BFGS (``steps`` restarts of 300 iterations), from a start seeded by ``unit`` (entries
+    ``0.1 · N(0, 1)``). ``frozen`` has two layers, ``target`` one; weights whose starting loss
+    squared overflows float64 are refused (``ValueError``, as by :func:`local_low_rank_fit`).
+
+    Introduced in :ref:`sec-lemma2-bound`.
+    """
+    d = _unit_off_pair(frozen, target)
     unit = checks.integer(unit, "unit", low=0, high=d - 1)
-    steps = checks.integer(steps, "steps", low=1)
+    steps = checks.integer(steps, "steps", low=1, high=checks.MAX_LENGTH)
     (w1, w2), wbar = frozen.effective_weights, target.weights[0]
     p = _unit_projector(d, unit, w1.dtype)
     init = torch.Generator().manual_seed(unit)
@@ -182,7 +199,7 @@ def best_unit_off(frozen: FNN, target: FNN) -> UnitOff:
 
     Introduced in :ref:`sec-lemma2-bound`.
     """
-    fits = [unit_off_fit(frozen, target, j) for j in range(frozen.width)]
+    fits = [unit_off_fit(frozen, target, j) for j in range(_unit_off_pair(frozen, target))]
     return min(fits, key=lambda fit: fit.loss)
 
 
@@ -194,10 +211,12 @@ def unit_off_network(frozen: FNN, target: FNN, fit: UnitOff, input_bound: float 
 
     Introduced in :ref:`sec-lemma2-bound`.
     """
+    width = _unit_off_pair(frozen, target)
     if not isinstance(fit, UnitOff):
         raise ValueError(f"fit must be a UnitOff, got {type(fit).__name__}")
+    checks.integer(fit.unit, "fit.unit", low=0, high=width - 1)
     c = checks.real(input_bound, "input_bound", positive=True)
-    adapters = list(fit.adapters)
+    adapters = [check_factors(a, width, f"fit.adapters[{i}]") for i, a in enumerate(fit.adapters)]
     v1, v2 = (a.merge(w) for w, a in zip(frozen.weights, adapters, strict=True))
     reach = c * v1.abs().sum(dim=1)
     h1 = reach + 1.0

@@ -61,8 +61,9 @@ def lemma1_gaps(
 
     Introduced in :ref:`sec-linear-verification`.
     """
-    depth = checks.integer(depth, "depth", low=1)
+    depth = checks.integer(depth, "depth", low=1, high=checks.MAX_LENGTH)
     width = checks.integer(width, "width", low=1)
+    checks.elements((depth + 1, width, width), "lemma1_gaps")
     ranks = checks.integers(ranks, "ranks", low=1)
     seeds = checks.integers(seeds, "seeds", low=0)
     rows = []
@@ -109,9 +110,10 @@ def conditioning_by_depth(
 
     Introduced in :ref:`sec-linear-assumption-fails`.
     """
-    depths = checks.integers(depths, "depths", low=1)
+    depths = checks.integers(depths, "depths", low=1, high=checks.MAX_LENGTH)
     seeds = checks.integers(seeds, "seeds", low=0)
     width = checks.integer(width, "width", low=1)
+    checks.elements((max(depths) + 1, width, width), "conditioning_by_depth")
     scale = checks.real(scale, "scale", positive=True)
     rows = []
     for seed in seeds:
@@ -238,7 +240,7 @@ def outside_box(
     Introduced in :ref:`sec-lemma2-verification`.
     """
     checks.instances([adapted, target], "networks", FNN, "an FNN")
-    x = checks.shape(checks.tensor(x, "x"), (None, adapted.width), "x")
+    x = checks.shape(checks.tensor(x, "x", adapted.dtype), (None, adapted.width), "x")
     rows = []
     for scale in checks.reals(scales, "scales", positive=True):
         pre = scale * x @ adapted.effective_weights[0].T + adapted.biases[0]
@@ -304,6 +306,7 @@ def float32_residuals(task: Task, rank: int, n_test: int) -> tuple[float, float]
 
     Introduced in :ref:`sec-lemma2-experiment`.
     """
+    checks.instance(task, "task", Task, "a training.Task")
     rank = checks.integer(rank, "rank", low=1)
     x32 = task.test_set(checks.integer(n_test, "n_test", low=1))[0].float()
     relu = _as_float32(family("fnn").construct(task, rank))
@@ -341,6 +344,7 @@ def bias_rules_by_depth(
 
     Introduced in :ref:`sec-fnn-depth`.
     """
+    seed = checks.integer(seed, "seed", low=0)
     rows = []
     for depth in checks.integers(depths, "depths", low=1):
         g = torch.Generator().manual_seed(seed)

@@ -24,12 +24,35 @@ PAGE_WIDTH = 79
 Format = str | Callable[[object], str]
 
 
+def _spec(spec: object, name: str) -> Format:
+    """``spec`` if it is a format spec (a ``str``) or a formatter (a callable)."""
+    if not (isinstance(spec, str) or callable(spec)):
+        raise ValueError(
+            f"{name} must be a format spec (str) or a function value → str, got {spec!r}"
+        )
+    return spec  # type: ignore[return-value]
+
+
+def _string(value: object, name: str, what: str = "a string") -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
+def _format(value: object, spec: str) -> str:
+    """``format(value, spec)``, a ``ValueError`` naming both when they do not fit together."""
+    try:
+        return format(value, spec)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot format {value!r} with the spec {spec!r}: {exc}") from exc
+
+
 def _cell(value: object, spec: Format) -> str:
     if value is None:
         return "—"
     if callable(spec):
         return str(spec(value))
-    return format(value, spec) if spec else str(value)
+    return _format(value, spec) if spec else str(value)
 
 
 def _fits(lines: list[str], width: int) -> str:
@@ -67,11 +90,21 @@ def format_table(
     """
     header = [str(h) for h in checks.sequence(header, "header", "column names")]
     n = len(header)
-    formats = [""] * n if formats is None else list(formats)
+    formats = (
+        [""] * n
+        if formats is None
+        else [
+            _spec(f, f"formats[{j}]")
+            for j, f in enumerate(checks.sequence(formats, "formats", "format specs"))
+        ]
+    )
     if len(formats) != n:
         raise ValueError(f"formats must have one spec per column ({n}), got {len(formats)}")
     width = checks.integer(width, "width", low=1)
-    rows = checks.sequence(rows, "rows", "table rows", empty=True)
+    rows = [
+        checks.sequence(row, f"rows[{k}]", "cells", empty=True)
+        for k, row in enumerate(checks.sequence(rows, "rows", "table rows", empty=True))
+    ]
     cells = [header]
     for k, row in enumerate(rows):
         if len(row) != n:
@@ -112,10 +145,11 @@ def span(values: Sequence[float], spec: str = ".0e") -> str | None:
 
     Introduced in :ref:`sec-deep-caveat`.
     """
-    values = [float(v) for v in checks.sequence(values, "values", "numbers", empty=True)]
+    spec = _string(spec, "spec", "a format spec (str)")
+    values = checks.reals(values, "values", empty=True, finite=False)
     if not values:
         return None
-    return f"{min(values):{spec}} … {max(values):{spec}}"
+    return f"{_format(min(values), spec)} … {_format(max(values), spec)}"
 
 
 def inline(
@@ -131,7 +165,12 @@ def inline(
     Introduced in :ref:`sec-lemma2-experiment`.
     """
     pairs = checks.sequence(pairs, "pairs", "(label, value) pairs")
+    fmt = _spec(fmt, "fmt")
+    sep = _string(sep, "sep")
     width = checks.integer(width, "width", low=1)
+    for i, pair in enumerate(pairs):
+        if len(checks.sequence(pair, f"pairs[{i}]", "(label, value)")) != 2:
+            raise ValueError(f"pairs[{i}] must be a (label, value) pair, got {pair!r}")
     labels = [str(k) for k, _ in pairs]
     values = [_cell(v, fmt) for _, v in pairs]
     lw, vw = max(map(len, labels)), max(map(len, values))
@@ -147,10 +186,11 @@ def below(floor: float, fmt: str = ".1e") -> Callable[[object], str]:
     Introduced in :ref:`sec-fig1`.
     """
     floor = checks.real(floor, "floor", positive=True)
+    fmt = _string(fmt, "fmt", "a format spec (str)")
 
     def formatter(value: object) -> str:
         v = checks.real(value, "value", finite=False)
-        return f"<{floor:.0e}" if v < floor else format(v, fmt)
+        return f"<{floor:.0e}" if v < floor else _format(v, fmt)
 
     return formatter
 
@@ -161,11 +201,10 @@ def joined(fmt: str = "g", sep: str = " ") -> Callable[[object], str]:
 
     Introduced in :ref:`sec-fig1`.
     """
-    if not isinstance(fmt, str) or not isinstance(sep, str):
-        raise ValueError(f"fmt and sep must be strings, got {fmt!r} and {sep!r}")
+    fmt, sep = _string(fmt, "fmt", "a format spec (str)"), _string(sep, "sep")
 
     def formatter(values: object) -> str:
         items = checks.sequence(values, "values", "values", empty=True)
-        return sep.join(format(v, fmt) for v in items)
+        return sep.join(_format(v, fmt) for v in items)
 
     return formatter

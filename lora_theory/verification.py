@@ -68,6 +68,7 @@ class Exactness(NamedTuple):
     def matches(self, expected: bool, margin: float = 1e-3) -> bool:
         """Whether the verdict is ``expected`` *and* clear-cut: exact when exactness is expected,
         off by more than ``margin`` (far above round-off) when it is not."""
+        margin = checks.real(margin, "margin", non_negative=True)
         return self.exact == bool(expected) and (self.exact or self.error > margin)
 
 
@@ -80,6 +81,9 @@ def exactness(adapted: FNN, target: FNN, x: ArrayLike) -> Exactness:
     Introduced in :ref:`sec-thm3-verification`.
     """
     checks.instances([adapted, target], "networks", FNN)
+    x = checks.tensor(x, "x")
+    if x.ndim != 2 or not len(x):
+        raise ValueError(f"x must be a non-empty (n, D) batch, got shape {tuple(x.shape)}")
     error = float((adapted(x) - target(x)).abs().max())
     return Exactness(error, target.width * EPS * adapted.roundoff_scale(x))
 
@@ -177,7 +181,7 @@ def deep_block(
 
     Introduced in :ref:`sec-deep-caveat`.
     """
-    weights = checks.sequence(frozen_weights, "frozen_weights", "weight matrices")
+    weights = checks.square_list(frozen_weights, "frozen_weights")
     checks.generator(generator)
     depth, width = len(weights), int(weights[0].shape[0])
     target = FNN.random(width, 1, generator)
@@ -227,7 +231,10 @@ def state_bounds(target: FNN, second_moment: ArrayLike) -> list[float]:
 
     Introduced in :ref:`sec-thm5-proof`.
     """
-    s = checks.square(second_moment, "second_moment")
+    checks.instance(target, "target", FNN, "an FNN")
+    s = checks.shape(
+        checks.square(second_moment, "second_moment"), (target.width,) * 2, "second_moment"
+    )
     out = [math.sqrt(float(s.trace()))]
     for w, b in zip(target.effective_weights, target.biases, strict=True):
         out.append(float(torch.linalg.matrix_norm(w)) * out[-1] + float(b.norm()))
@@ -257,6 +264,7 @@ def rank_sweep(target: FNN, frozen: FNN, x: ArrayLike, input_bound: float) -> li
 
     Introduced in :ref:`sec-thm5-verification`.
     """
+    checks.instances([target, frozen], "networks", FNN, "an FNN")
     depth, target_depth, width = frozen.depth, target.depth, frozen.width
     second_moment = bounds.empirical_second_moment(x)
     rows = []
@@ -282,6 +290,7 @@ def deficit_in_block(
 
     Introduced in :ref:`sec-thm5-amplified`.
     """
+    checks.instances([target, frozen], "networks", FNN, "an FNN")
     depth, target_depth, width = frozen.depth, target.depth, frozen.width
     m = depth // target_depth
     block = checks.integer(block, "block", low=0, high=target_depth - 1)

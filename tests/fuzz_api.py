@@ -30,6 +30,7 @@ from lora_theory import (
     allocation,
     bounds,
     checks,
+    conditioned,
     experiments,
     final_layers,
     fnn,
@@ -37,12 +38,18 @@ from lora_theory import (
     interop,
     linalg,
     linear,
+    optimality,
     plotting,
+    provenance,
     runtime,
+    sweeps,
+    texttable,
     training,
     transformer,
+    verification,
 )
 from lora_theory.allocation import practice
+from lora_theory.experiments import annotate
 from lora_theory.experiments.families import fnn as fnn_family
 from lora_theory.experiments.families import tfn as tfn_family
 
@@ -1748,6 +1755,9 @@ def specs(tmp: Path) -> list[Spec]:
         ),
         # plotting
         Spec("plotting.method_style", plotting.method_style, {"method": lambda: "gradient"}),
+        *verification_specs(),
+        *sweep_specs(),
+        *page_specs(),
     ]
 
 
@@ -1755,3 +1765,385 @@ def bad_file(tmp: Path, content: bytes) -> Path:
     path = tmp / f"bad-{len(content)}.csv"
     path.write_bytes(content)
     return path
+
+
+# --- the conditioned construction, the verifications, the sweeps and the page helpers ----------
+
+#: L-BFGS iterations of the conditioned construction in the fuzz (the default is 100).
+REFINE_STEPS = 3
+#: Slack on the conditioned construction's round-off estimate ``D ε · roundoff_amplification``.
+AMPLIFICATION_SLACK = 100
+BOUNDS = [0, 2, D]
+
+
+def check_conditioned(result: object, kw: dict[str, object]) -> None:
+    """``∏(W_l + B_l A_l) = W̄`` (measured in float64, relative to ``‖W̄‖₂``) to
+    ``AMPLIFICATION_SLACK · D ε`` times the module's round-off amplification, ``ε`` the machine
+    epsilon of the factors' dtype."""
+    target = checks.square(kw["wbar"], "wbar")
+    frozen = checks.square_list(kw["ws"], "ws")  # type: ignore[arg-type]
+    width = target.shape[0]
+    eps = torch.finfo(result[0].B.dtype).eps  # type: ignore[index]
+    pairs = [adapters.check_factors(f, width, "factors") for f in result]  # type: ignore[attr-defined]
+    amp = conditioned.roundoff_amplification(target, frozen, pairs)
+    error = norm2(linear.adapted_product(frozen, pairs) - target) / norm2(target)
+    allowed = AMPLIFICATION_SLACK * width * eps * max(amp, 1.0)
+    assert error <= allowed, (error, allowed, amp)
+
+
+def check_conditioned_adapters(result: object, kw: dict[str, object]) -> None:
+    check_conditioned(result, kw)
+    widths = [b - a for a, b in itertools.pairwise(kw["bounds"])]  # type: ignore[call-overload]
+    assert [f.inner_dim for f in result] == widths, (result, widths)  # type: ignore[attr-defined]
+
+
+def check_conditioned_construct(result: object, kw: dict[str, object]) -> None:
+    factors_, record = result  # type: ignore[misc]
+    check_conditioned(factors_, kw)
+    assert all(f.inner_dim <= r for f, r in zip(factors_, kw["ranks"], strict=True)), factors_  # type: ignore[call-overload]
+    assert set(record) == {"W̄"}, record
+
+
+def check_unit_off(result: object, kw: dict[str, object]) -> None:
+    """The reported loss is ``‖W̄_1 − W'_2 P_j W'_1‖_F²`` of the returned adapters (finite)."""
+    frozen, target = kw["frozen"], kw["target"]
+    (w1, w2), wbar = frozen.effective_weights, target.weights[0]  # type: ignore[attr-defined]
+    f1, f2 = result.adapters  # type: ignore[attr-defined]
+    keep = torch.ones(wbar.shape[0], dtype=torch.float64)
+    keep[result.unit] = 0  # type: ignore[attr-defined]
+    product_ = f2.merge(w2).double() @ torch.diag(keep) @ f1.merge(w1).double()
+    loss = float((product_ - wbar.double()).square().sum())
+    assert math.isfinite(result.loss), result  # type: ignore[attr-defined]
+    assert math.isclose(loss, result.loss, rel_tol=1e-6, abs_tol=1e-12), (loss, result)  # type: ignore[attr-defined]
+
+
+def check_local_fit(result: object, kw: dict[str, object]) -> None:
+    """No local fit beats Eckart–Young: every value is finite and at least ``Σ_{i>r} σ_i²(A)``."""
+    a = checks.square(kw["a"], "a")
+    tail = float(linalg.singular_values(a)[kw["rank"] :].square().sum())  # type: ignore[misc]
+    for value in result:  # type: ignore[attr-defined]
+        assert math.isfinite(value) and value >= tail * (1 - RTOL) - RTOL * norm2(a) ** 2, (
+            value,
+            tail,
+        )
+
+
+def check_rivals(result: object, kw: dict[str, object]) -> None:
+    """``best`` is Eckart–Young's ``σ_{r+1}(A)`` and every excess is finite."""
+    a = checks.square(kw["a"], "a")
+    optimum = float(linalg.sigma(a, kw["rank"] + 1)) if kw["rank"] < a.shape[0] else 0.0  # type: ignore[operator]
+    assert abs(result.best - optimum) <= RTOL * norm2(a), (result, optimum)  # type: ignore[attr-defined]
+    assert all(math.isfinite(v) for v in result.excess.values()), result  # type: ignore[attr-defined]
+
+
+@functools.cache
+def conditioned_factors() -> list[adapters.LoRAFactors]:
+    return conditioned.adapters(mat(9), [mat(1), mat(2)], BOUNDS, REFINE_STEPS)
+
+
+@functools.cache
+def unit_off() -> optimality.UnitOff:
+    return optimality.unit_off_fit(net(2, 2), net(1, 1), 0, 1)
+
+
+def rank_one_target() -> fnn.FNN:
+    """A ``D = 2`` one-layer target of rank one: a unit-off network reaches it exactly, so the
+    local fits of :func:`~lora_theory.optimality.best_unit_off` stop early."""
+    weight = torch.tensor([[1.0, 2.0], [0.5, 1.0]], dtype=torch.float64)
+    return fnn.FNN([weight], [torch.zeros(2, dtype=torch.float64)])
+
+
+def adapted_net() -> fnn.FNN:
+    return fnn.construct(net(1, 1), net(2, 2), 2, 1.0)
+
+
+def verification_specs() -> list[Spec]:
+    """The conditioned construction, :mod:`~lora_theory.verification` and
+    :mod:`~lora_theory.optimality`."""
+    return [
+        Spec(
+            "conditioned.adapters",
+            conditioned.adapters,
+            {
+                "wbar": lambda: mat(9),
+                "ws": lambda: [mat(1), mat(2)],
+                "bounds": lambda: list(BOUNDS),
+                "steps": lambda: REFINE_STEPS,
+            },
+            check_conditioned_adapters,
+        ),
+        Spec(
+            "conditioned.construct",
+            conditioned.construct,
+            {
+                "wbar": lambda: mat(9),
+                "ws": lambda: [mat(1), mat(2)],
+                "ranks": lambda: [2, 2],
+                "steps": lambda: REFINE_STEPS,
+            },
+            check_conditioned_construct,
+        ),
+        Spec(
+            "conditioned.roundoff_amplification",
+            conditioned.roundoff_amplification,
+            {
+                "target": lambda: mat(9),
+                "frozen": lambda: [mat(1), mat(2)],
+                "adapters": lambda: list(conditioned_factors()),
+            },
+        ),
+        Spec(
+            "verification.Exactness",
+            verification.Exactness,
+            {"error": lambda: 1e-16, "tolerance": lambda: 1e-15},
+        ),
+        Spec(
+            "verification.Exactness.matches",
+            lambda e, expected, margin: e.matches(expected, margin),
+            {"expected": lambda: True, "margin": lambda: 1e-3},
+            fixed={"e": lambda: verification.Exactness(1e-16, 1e-15)},
+        ),
+        Spec(
+            "verification.exactness",
+            verification.exactness,
+            {"adapted": adapted_net, "target": FN["target"], "x": batch},
+        ),
+        Spec(
+            "verification.allocation_check",
+            verification.allocation_check,
+            {
+                **TARGET_FROZEN,
+                "ranks": lambda: 2,
+                "x": batch,
+                "input_bound": lambda: 1.0,
+                "partition": lambda: None,
+            },
+        ),
+        Spec(
+            "verification.theorem3_check",
+            verification.theorem3_check,
+            {
+                "depth": lambda: 2,
+                "target_depth": lambda: 1,
+                "seed": lambda: 0,
+                "width": lambda: D,
+                "n": lambda: 4,
+            },
+        ),
+        Spec(
+            "verification.deep_block",
+            verification.deep_block,
+            {
+                "frozen_weights": lambda: [mat(1), mat(2)],
+                "generator": gen,
+                "method": lambda: "auto",
+            },
+        ),
+        Spec(
+            "verification.orthogonal_layers",
+            verification.orthogonal_layers,
+            {"width": lambda: D, "depth": lambda: 2, "generator": gen},
+        ),
+        Spec(
+            "verification.state_bounds",
+            verification.state_bounds,
+            {"target": FN["target"], **SIGMA},
+        ),
+        Spec(
+            "verification.rank_sweep",
+            verification.rank_sweep,
+            {**TARGET_FROZEN, "x": batch, "input_bound": lambda: 1.0},
+        ),
+        Spec(
+            "verification.deficit_in_block",
+            verification.deficit_in_block,
+            {
+                **TARGET_FROZEN,
+                "x": batch,
+                "block": lambda: 0,
+                "rank": lambda: 1,
+                "input_bound": lambda: 1.0,
+            },
+        ),
+        Spec(
+            "verification.spectral_bound",
+            verification.spectral_bound,
+            {**TARGET_FROZEN, "rank": lambda: 1, "x": batch},
+        ),
+        Spec(
+            "optimality.perturbation_rivals",
+            optimality.perturbation_rivals,
+            {
+                "a": lambda: mat(),
+                "rank": lambda: 1,
+                "scales": lambda: [0.1, 1.0],
+                "trials": lambda: 2,
+                "generator": gen,
+            },
+            check_rivals,
+        ),
+        Spec(
+            "optimality.local_low_rank_fit",
+            optimality.local_low_rank_fit,
+            {"a": lambda: mat(), "rank": lambda: 1, "starts": lambda: [0]},
+            check_local_fit,
+        ),
+        Spec(
+            "optimality.unit_off_fit",
+            optimality.unit_off_fit,
+            {
+                "frozen": FN["frozen"],
+                "target": FN["target"],
+                "unit": lambda: 0,
+                "steps": lambda: 1,
+            },
+            check_unit_off,
+        ),
+        Spec(
+            "optimality.best_unit_off",
+            optimality.best_unit_off,
+            {"frozen": lambda: fnn.FNN.random(2, 2, gen(2)), "target": rank_one_target},
+            check_unit_off,
+        ),
+        Spec(
+            "optimality.unit_off_network",
+            optimality.unit_off_network,
+            {
+                "frozen": FN["frozen"],
+                "target": FN["target"],
+                "fit": unit_off,
+                "input_bound": lambda: 1.0,
+            },
+        ),
+    ]
+
+
+def sweep_specs() -> list[Spec]:
+    """:mod:`~lora_theory.sweeps`: one depth, one seed, one or two ranks, ``D = 4``."""
+    return [
+        Spec(
+            "sweeps.lemma1_gaps",
+            sweeps.lemma1_gaps,
+            {"depth": lambda: 2, "ranks": lambda: [1], "seeds": lambda: [0], "width": lambda: D},
+        ),
+        Spec(
+            "sweeps.conditioning_by_depth",
+            sweeps.conditioning_by_depth,
+            {
+                "depths": lambda: [2],
+                "seeds": lambda: [0],
+                "width": lambda: D,
+                "scale": lambda: 0.25,
+            },
+        ),
+        Spec(
+            "sweeps.population_deviations",
+            sweeps.population_deviations,
+            {
+                "panel": lambda: experiments.experiment("fig1").panels[0],
+                "seeds": lambda: [0],
+                "n_test": lambda: 8,
+                "ranks": lambda: [1],
+                "width": lambda: D,
+            },
+        ),
+        Spec(
+            "sweeps.exact_on_box",
+            sweeps.exact_on_box,
+            {
+                "width": lambda: D,
+                "depth": lambda: 2,
+                "seed": lambda: 0,
+                "input_bound": lambda: 1.0,
+                "n": lambda: 4,
+            },
+        ),
+        Spec(
+            "sweeps.outside_box",
+            sweeps.outside_box,
+            {
+                "adapted": adapted_net,
+                "target": FN["target"],
+                "x": batch,
+                "scales": lambda: [1.0, 2.0],
+            },
+        ),
+        Spec(
+            "sweeps.lemma2_table",
+            sweeps.lemma2_table,
+            {**TARGET_FROZEN, "x": batch, "ranks": lambda: [1], "input_bound": lambda: 1.0},
+        ),
+        Spec(
+            "sweeps.float32_residuals",
+            sweeps.float32_residuals,
+            {"task": task, "rank": lambda: 2, "n_test": lambda: 8},
+        ),
+        Spec(
+            "sweeps.bias_rules_by_depth",
+            sweeps.bias_rules_by_depth,
+            {
+                "depths": lambda: [2],
+                "width": lambda: D,
+                "input_bound": lambda: 1.0,
+                "seed": lambda: 0,
+                "n": lambda: 4,
+            },
+        ),
+    ]
+
+
+def page_specs() -> list[Spec]:
+    """:mod:`~lora_theory.texttable`, :mod:`~lora_theory.provenance` and the figure annotations
+    (the formatter factories are fuzzed together with one call of the formatter they return)."""
+    return [
+        Spec(
+            "texttable.format_table",
+            texttable.format_table,
+            {
+                "header": lambda: ["case", "R", "error"],
+                "rows": lambda: [["a", 1, 0.25], ["b", 2, None]],
+                "formats": lambda: ["", "d", ".1e"],
+                "width": lambda: 40,
+            },
+        ),
+        Spec("texttable.wrap", texttable.wrap, {"text": lambda: "a b c d e f", "width": lambda: 6}),
+        Spec(
+            "texttable.span",
+            texttable.span,
+            {"values": lambda: [3e-14, 1e-13], "spec": lambda: ".0e"},
+        ),
+        Spec(
+            "texttable.inline",
+            texttable.inline,
+            {
+                "pairs": lambda: [("R=1", 0.5), ("R=2", 0.25)],
+                "fmt": lambda: ".1e",
+                "sep": lambda: "   ",
+                "width": lambda: 30,
+            },
+        ),
+        Spec(
+            "texttable.below",
+            lambda floor, fmt, value: texttable.below(floor, fmt)(value),
+            {"floor": lambda: 1e-10, "fmt": lambda: ".1e", "value": lambda: 0.5},
+        ),
+        Spec(
+            "texttable.joined",
+            lambda fmt, sep, values: texttable.joined(fmt, sep)(values),
+            {"fmt": lambda: "g", "sep": lambda: " ", "values": lambda: (0.01, 0.001)},
+        ),
+        Spec("provenance.installed", provenance.installed, {"distribution": lambda: "torch"}),
+        Spec("provenance.software", provenance.software),
+        Spec("provenance.hardware", provenance.hardware),
+        Spec("provenance.run_mode", provenance.run_mode),
+        Spec(
+            "experiments.annotate.describe",
+            annotate.describe,
+            {"budget": budget, "label": lambda: "quick: "},
+        ),
+        Spec(
+            "experiments.annotate.glue_caption",
+            annotate.glue_caption,
+            {"name": lambda: "fuzz-caption", "text": lambda: "2 Adam steps"},
+        ),
+    ]
