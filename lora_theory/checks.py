@@ -300,7 +300,7 @@ def instances(
 
 
 def path(value: object, name: str = "path") -> Path:
-    """``value`` (a ``str`` or ``os.PathLike``, not empty) as a :class:`~pathlib.Path`.
+    """``value`` (a ``str`` or ``os.PathLike``, not empty) as a ``pathlib.Path``.
 
     Introduced in :ref:`sec-fig1`.
     """
