@@ -16,7 +16,7 @@ contiguous groups of ``d / K`` coordinates first, i.e. multiplies both by
 and the second half of the coordinates are the two logits). ``groups = 0`` uses the outputs as
 they are (the multi-class task has ``K = d = 16`` classes).
 
-The MSE itself stays in :mod:`lora_theory.training.stacked` (its one-multiply backward is the
+The MSE itself stays in ``lora_theory.training.stacked`` (its one-multiply backward is the
 engine's fast path): an :class:`Objective` with ``loss="mse"`` and no groups is never used there.
 
 Introduced in :ref:`ch-partitions-depth`.
