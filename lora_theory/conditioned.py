@@ -39,7 +39,14 @@ import torch
 
 from . import checks
 from .adapters import LoRAFactors, check_factors, layer_ranks
-from .linalg import AssumptionError, Conditioning, difference_tol, numerical_rank, product
+from .linalg import (
+    AssumptionError,
+    Conditioning,
+    difference_tol,
+    linear_pair,
+    numerical_rank,
+    product,
+)
 
 #: L-BFGS iterations of :func:`adapters` (D = 16, L = 8: the relative error falls from ``~1e-7``
 #: after the greedy start to ``~1e-11``; see ``benchmarks/bench_exact.py``).
@@ -56,19 +63,7 @@ def _inputs(
     ``W̄ − ∏_l W_l`` finite; float32 input stays float32, anything else becomes float64."""
     keep = isinstance(wbar, torch.Tensor) and wbar.dtype in checks.COMPUTE_DTYPES
     dtype = wbar.dtype if keep else torch.float64  # type: ignore[union-attr]
-    target = checks.square(wbar, names[0], dtype)
-    frozen = checks.square_list(ws, names[1], dtype)  # type: ignore[arg-type]
-    if frozen[0].shape != target.shape:
-        raise ValueError(
-            f"{names[0]} has shape {tuple(target.shape)} but the matrices of {names[1]} are "
-            f"{tuple(frozen[0].shape)}"
-        )
-    if not torch.isfinite(target - product(frozen)).all():
-        raise ValueError(
-            f"the product of {names[1]} (or {names[0]} minus it) overflows {dtype}: the entries "
-            "are too large for this dtype"
-        )
-    return target, frozen
+    return linear_pair(wbar, ws, dtype, names)
 
 
 def _target_conditioning(wbar: torch.Tensor) -> Conditioning:

@@ -123,6 +123,38 @@ def product(mats: Sequence[torch.Tensor]) -> torch.Tensor:
     return out
 
 
+def linear_pair(
+    target: object,
+    frozen: object,
+    dtype: torch.dtype,
+    names: tuple[str, str] = ("target", "frozen"),
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A linear problem's target ``W̄`` and frozen ``[W_1, …, W_L]`` as ``dtype`` tensors,
+    validated: real, finite, square, one width ``D``, and ``W̄ − W_L ⋯ W_1`` finite (no
+    overflow). ``names`` are the arguments' names in the messages.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    if not (
+        isinstance(names, tuple) and len(names) == 2 and all(isinstance(n, str) for n in names)
+    ):
+        raise ValueError(f"names must be a pair of argument names (str, str), got {names!r}")
+    dtype = checks.dtype(dtype)
+    ws = checks.square_list(frozen, names[1], dtype)  # type: ignore[arg-type]
+    wbar = checks.square(target, names[0], dtype)
+    if wbar.shape != ws[0].shape:
+        raise ValueError(
+            f"{names[0]} has shape {tuple(wbar.shape)} but the matrices of {names[1]} are "
+            f"{tuple(ws[0].shape)}"
+        )
+    if not torch.isfinite(wbar - product(ws)).all():
+        raise ValueError(
+            f"the product of {names[1]} (or {names[0]} minus it) overflows {dtype}: the entries "
+            "are too large for this dtype"
+        )
+    return wbar, ws
+
+
 def singular_values(a: torch.Tensor) -> torch.Tensor:
     """All singular values of ``a``, largest first, shape ``(min(a.shape),)``.
 

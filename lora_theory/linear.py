@@ -37,6 +37,7 @@ from .linalg import (
     check_exact,
     difference_tol,
     exact_rtol,
+    linear_pair,
     low_rank_approx,
     numerical_rank,
     product,
@@ -64,19 +65,7 @@ def check_inputs(
 
     Introduced in :ref:`ch-linear`.
     """
-    dtype = checks.dtype(dtype)
-    ws = checks.square_list(frozen, "frozen", dtype)
-    wbar = checks.square(target, "target", dtype)
-    if wbar.shape != ws[0].shape:
-        raise ValueError(
-            f"target has shape {tuple(wbar.shape)} but the frozen layers are {tuple(ws[0].shape)}"
-        )
-    if not torch.isfinite(wbar - product(ws)).all():
-        raise ValueError(
-            f"the frozen product W_L ⋯ W_1 (or W̄ minus it) overflows {dtype}: the entries of "
-            "target and frozen are too large for this dtype"
-        )
-    return wbar, ws
+    return linear_pair(target, frozen, checks.dtype(dtype))
 
 
 def error_matrix(

@@ -473,6 +473,16 @@ def specs(tmp: Path) -> list[Spec]:
             {"message": lambda: "m"},
         ),
         Spec("linalg.product", linalg.product, {"mats": lambda: [mat(1), mat(2)]}),
+        Spec(
+            "linalg.linear_pair",
+            linalg.linear_pair,
+            {
+                "target": lambda: mat(0),
+                "frozen": lambda: [mat(1), mat(2)],
+                "dtype": lambda: torch.float64,
+                "names": lambda: ("target", "frozen"),
+            },
+        ),
         Spec("linalg.singular_values", linalg.singular_values, {"a": lambda: mat()}),
         Spec("linalg.sigma", linalg.sigma, {"a": lambda: mat(), "i": lambda: 2}),
         Spec(
