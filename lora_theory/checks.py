@@ -104,6 +104,10 @@ def tensor(x: object, name: str, dtype: torch.dtype = torch.float64) -> torch.Te
 
     Introduced in :ref:`ch-linear`.
     """
+    if type(x) is torch.Tensor and x.dtype is dtype and dtype.is_floating_point:  # the hot path
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} contains non-finite entries (NaN or inf)")
+        return x
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     if x is None or isinstance(x, (str, bytes)):

@@ -135,6 +135,20 @@ def linear_pair(
 
     Introduced in :ref:`ch-linear`.
     """
+    return linear_problem(target, frozen, dtype, names)[:2]
+
+
+def linear_problem(
+    target: object,
+    frozen: object,
+    dtype: torch.dtype,
+    names: tuple[str, str] = ("target", "frozen"),
+) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """:func:`linear_pair` and the frozen product ``W_L ⋯ W_1`` (``(D, D)``) it computed on the
+    way, for a caller that needs it too.
+
+    Introduced in :ref:`pf-lemma1`.
+    """
     if not (
         isinstance(names, tuple) and len(names) == 2 and all(isinstance(n, str) for n in names)
     ):
@@ -147,12 +161,13 @@ def linear_pair(
             f"{names[0]} has shape {tuple(wbar.shape)} but the matrices of {names[1]} are "
             f"{tuple(ws[0].shape)}"
         )
-    if not torch.isfinite(wbar - product(ws)).all():
+    prod = product(ws)
+    if not torch.isfinite(wbar - prod).all():
         raise ValueError(
             f"the product of {names[1]} (or {names[0]} minus it) overflows {dtype}: the entries "
             "are too large for this dtype"
         )
-    return wbar, ws
+    return wbar, ws, prod
 
 
 def singular_values(a: torch.Tensor) -> torch.Tensor:
@@ -174,7 +189,7 @@ def sigma(a: torch.Tensor, i: int) -> torch.Tensor:
     return s[i - 1] if i <= s.numel() else torch.zeros((), dtype=a.dtype, device=a.device)
 
 
-def difference_tol(*terms: torch.Tensor) -> float:
+def difference_tol(*terms: torch.Tensor, scale: float | None = None) -> float:
     """Rank tolerance for a difference ``a = t_1 − t_2 − …``:
     ``DIFFERENCE_SAFETY · max(shape) · eps · Σ_k ‖t_k‖₂``.
 
@@ -183,6 +198,8 @@ def difference_tol(*terms: torch.Tensor) -> float:
     tolerance relative to ``σ_1(E)`` would never give. The safety factor covers terms that differ
     by a few ``eps`` in relative terms (e.g. ``∏W · (1 + 1e-15)`` for ``D = 1, 2``, where
     ``max(shape) · eps`` alone is below ``1e-15``) and products evaluated in another order.
+    ``scale``, when given, replaces ``Σ_k ‖t_k‖₂`` (a construction that has it already, or a
+    close lower bound of it from :func:`norm2_lower`).
 
     Introduced in :ref:`ch-linear`.
     """
@@ -190,7 +207,9 @@ def difference_tol(*terms: torch.Tensor) -> float:
         raise ValueError("difference_tol needs at least one term")
     terms = tuple(checks.matrix(t, f"terms[{k}]") for k, t in enumerate(terms))
     a = terms[0]
-    scale = sum(float(torch.linalg.matrix_norm(t, 2)) for t in terms)
+    if scale is None:
+        scale = sum(float(torch.linalg.matrix_norm(t, 2)) for t in terms)
+    scale = checks.real(scale, "scale", non_negative=True)
     return DIFFERENCE_SAFETY * max(a.shape) * torch.finfo(a.dtype).eps * scale
 
 
@@ -239,6 +258,10 @@ class Conditioning:
     name: str
     sigma_min: float
     condition: float
+    #: ``True`` for :meth:`LUFactorization.conditioning`: ``condition`` is then a lower estimate of
+    #: ``κ₁ = ‖A‖₁ ‖A⁻¹‖₁`` (within a factor ``D`` of the spectral ``κ₂``) and ``sigma_min`` is
+    #: ``1 / ‖A⁻¹‖₁``, the 1-norm analogue of the smallest singular value.
+    estimated: bool = False
 
     @classmethod
     def of(cls, name: str, a: torch.Tensor) -> Conditioning:
@@ -262,4 +285,6 @@ class Conditioning:
         return self.condition >= ILL_CONDITIONED
 
     def __str__(self) -> str:
+        if self.estimated:
+            return f"{self.name}: cond₁ ≈ {self.condition:.3e} (estimate)"
         return f"{self.name}: σ_min = {self.sigma_min:.3e}, cond = {self.condition:.3e}"

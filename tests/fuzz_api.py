@@ -42,6 +42,7 @@ from lora_theory import (
     plotting,
     provenance,
     runtime,
+    solves,
     sweeps,
     texttable,
     training,
@@ -256,6 +257,26 @@ def check_linear_construct(result: object, kw: dict[str, object]) -> None:
     optimum = linear.min_error(target, frozen, kw["rank"])  # type: ignore[arg-type]
     scale = norm2(target) + norm2(linalg.product(frozen))
     assert abs(achieved - optimum) <= RTOL * scale, (achieved, optimum, scale)
+
+
+def check_linear_construct_batch(result: object, kw: dict[str, object]) -> None:
+    """Every (problem, rank) entry meets Lemma 1's optimum, as :func:`check_linear_construct`."""
+    targets, frozen = kw["targets"], kw["frozen"]
+    for i in range(result.B.shape[0]):  # type: ignore[attr-defined]
+        for q, rank in enumerate(kw["ranks"]):  # type: ignore[arg-type]
+            check_linear_construct(
+                result.problem(i, q),  # type: ignore[attr-defined]
+                {"target": targets[i], "frozen": list(frozen[i]), "rank": rank},  # type: ignore[index]
+            )
+
+
+def batch_problems() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two well-conditioned linear problems of depth 2: ``(2, D, D)`` targets, ``(2, 2, D, D)``."""
+    return torch.stack([mat(9), mat(8)]), torch.stack([torch.stack([mat(1), mat(2)])] * 2)
+
+
+def lu(seed: int = 1) -> solves.LUFactorization:
+    return solves.LUFactorization.of("W", mat(seed))
 
 
 def check_fnn_construct(result: object, kw: dict[str, object]) -> None:
@@ -474,6 +495,16 @@ def specs(tmp: Path) -> list[Spec]:
         ),
         Spec("linalg.product", linalg.product, {"mats": lambda: [mat(1), mat(2)]}),
         Spec(
+            "linalg.linear_problem",
+            linalg.linear_problem,
+            {
+                "target": lambda: mat(0),
+                "frozen": lambda: [mat(1), mat(2)],
+                "dtype": lambda: torch.float64,
+                "names": lambda: ("target", "frozen"),
+            },
+        ),
+        Spec(
             "linalg.linear_pair",
             linalg.linear_pair,
             {
@@ -591,6 +622,66 @@ def specs(tmp: Path) -> list[Spec]:
             check_linear_construct,
         ),
         Spec("linear.construction_conditioning", linear.construction_conditioning, dict(LIN)),
+        Spec(
+            "linear.construct_batch",
+            linear.construct_batch,
+            {
+                "targets": lambda: batch_problems()[0],
+                "frozen": lambda: batch_problems()[1],
+                "ranks": lambda: [1, [0, 2], D],
+                "dtype": lambda: torch.float64,
+                "rtol": lambda: 1e-7,
+            },
+            check_linear_construct_batch,
+        ),
+        Spec(
+            "linear.BatchedAdapters",
+            linear.BatchedAdapters,
+            {
+                "B": lambda: torch.zeros(1, 1, 2, D, 1),
+                "A": lambda: torch.zeros(1, 1, 2, 1, D),
+                "inner": lambda: torch.ones(1, 1, 2, dtype=torch.long),
+            },
+        ),
+        Spec(
+            "linear.BatchedAdapters.problem",
+            lambda i, q: linear.construct_batch(*batch_problems(), [1, 2]).problem(i, q),
+            {"i": lambda: 1, "q": lambda: 1},
+        ),
+        Spec(
+            "linear.BatchedAdapters.deltas",
+            lambda: linear.construct_batch(*batch_problems(), [1]).deltas(),
+            {},
+        ),
+        # solves
+        Spec(
+            "solves.LUFactorization",
+            solves.LUFactorization,
+            {
+                "name": lambda: "W",
+                "matrix": lambda: lu().matrix,
+                "lu": lambda: lu().lu,
+                "pivots": lambda: lu().pivots,
+                "zero_pivot": lambda: lu().zero_pivot,
+            },
+        ),
+        Spec(
+            "solves.LUFactorization.of",
+            solves.LUFactorization.of,
+            {"name": lambda: "W", "a": lambda: mat()},
+        ),
+        Spec(
+            "solves.LUFactorization.solve",
+            lambda b, left: lu().solve(b, left),
+            {"b": lambda: mat(3)[:, :2], "left": lambda: True},
+        ),
+        Spec("solves.LUFactorization.inverse_norm1", lambda: lu().inverse_norm1(), {}),
+        Spec(
+            "solves.conditioning",
+            solves.conditioning,
+            {"factorizations": lambda: [lu(1), lu(2)]},
+        ),
+        Spec("solves.norm2_lower", solves.norm2_lower, {"a": lambda: mat()}),
         # fnn
         Spec(
             "fnn.FNN",

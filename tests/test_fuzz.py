@@ -64,7 +64,7 @@ MODULES = (
     "runtime checks linalg adapters linear fnn instances bounds transformer final_layers "
     "interop allocation allocation.practice training experiments experiments.families.fnn "
     "experiments.families.tfn experiments.annotate plotting conditioned verification texttable "
-    "provenance sweeps optimality"
+    "provenance sweeps optimality solves"
 ).split()
 #: Public names that are not called: constants, abstract bases and re-exported modules.
 NOT_CALLED = {

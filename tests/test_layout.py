@@ -15,6 +15,7 @@ LAYERS = [
     "texttable",
     "provenance",
     "linalg",
+    "solves",
     "adapters",
     "conditioned",
     "linear",

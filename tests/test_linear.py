@@ -240,3 +240,25 @@ def test_telescoping_identity():
     assert all(linalg_rank(t) <= 1 for t in terms)
     with pytest.raises(ValueError, match="one"):
         linear.telescoping_terms(frozen, deltas[:2])
+
+
+@pytest.mark.filterwarnings("ignore::lora_theory.linear.ConditioningWarning")
+def test_a_wide_deep_construction_is_verified_by_its_spectral_error():
+    """D = 256 > ``solves.EXACT_WIDTH``: the tolerances come from lower bounds and the
+    conditioning from estimates. Here the adapted product is ~1e-5 (Frobenius) away from
+    ``∏W + LR_k(E)``, so the cheap certificate is inconclusive and the spectral error decides;
+    Lemma 1's claim (the spectral error equals ``σ_{RL+1}(E)``) still holds to 1e-7."""
+    g = torch.Generator().manual_seed(0)
+    mats = [torch.randn(256, 256, generator=g, dtype=torch.float64) / 16 for _ in range(5)]
+    target, frozen = mats[0], mats[1:]
+    adapters = linear.construct(target, frozen, 32)
+    adapted = linear.adapted_product(frozen, adapters)
+    scale = spectral(target) + spectral(linear.error_matrix(0 * target, frozen))
+    intended = (
+        target
+        - linear.error_matrix(target, frozen)
+        + low_rank_approx(linear.error_matrix(target, frozen), 128)
+    )
+    assert float(torch.linalg.matrix_norm(adapted - intended)) > 1e-7 * scale
+    gap = abs(spectral(adapted - target) - linear.min_error(target, frozen, 32))
+    assert gap <= 1e-7 * scale

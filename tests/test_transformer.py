@@ -58,7 +58,8 @@ def test_tfn_is_the_papers_definition():
     assert y.shape == (4, 5, 6) and y.dtype == torch.float64
     torch.testing.assert_close(y, reference(target, x), rtol=1e-12, atol=1e-12)
     adapted = transformer.construct(target, frozen, rank=2)
-    torch.testing.assert_close(adapted(x), reference(adapted, x), rtol=1e-12, atol=1e-12)
+    # the adapted weights reach 1e3 (w_q): two evaluation orders differ by ~3e-12 absolute
+    torch.testing.assert_close(adapted(x), reference(adapted, x), rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(adapted.merged()(x), adapted(x), rtol=1e-12, atol=1e-12)
 
 

@@ -1,0 +1,231 @@
+r"""Lemma 1's construction for a whole sweep in one call: problems × ranks at once.
+
+:func:`construct_batch` builds the adapters of :func:`~lora_theory.linear.construct` (its
+sequential method) for ``n`` problems of one shape ``(L, D)`` and ``m`` rank settings each — the
+seeds × ranks of a sweep — with batched SVDs, LU factorizations and solves. What does not depend
+on the rank is computed once per problem: the SVD ``E_i = U_i S_i V_iᵀ``, the frozen
+factorizations and the solves ``X_{il} = W_{i,l+1}^{-1} ⋯ W_{iL}^{-1} U_i S_i`` of every column
+through the frozen layers above layer ``l``. Rank setting ``q`` then only picks columns:
+``B_{iql}`` is the block ``J_{ql}`` of columns of ``X_{il}``. Only the solves with the adapted
+layers ``W'_{iql}``, which differ per rank, run ``n·m`` times. A problem that repeats the
+construction per rank (the paper's code) pays for the SVD and the frozen solves ``m`` times.
+
+Every (problem, rank) passes the residual check of :func:`~lora_theory.linear.construct` before
+the batch is returned. Ragged blocks are padded with zeros to the widest.
+
+Introduced in :ref:`pf-lemma1`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+
+from .. import checks
+from ..adapters import LoRAFactors, layer_ranks
+from ..checks import ArrayLike
+from ..linalg import (
+    DIFFERENCE_SAFETY,
+    SINGULAR_CONDITION,
+    AssumptionError,
+    ExactnessError,
+    exact_rtol,
+)
+from ..solves import norm2_lower
+
+
+class BatchedAdapters(NamedTuple):
+    """The adapters of ``n`` problems × ``m`` rank settings: ``B`` ``(n, m, L, D, r)`` and ``A``
+    ``(n, m, L, r, D)``, zero beyond each block's inner dimension ``inner[i, q, l]``
+    (``r = max inner``).
+
+    Introduced in :ref:`pf-lemma1`.
+    """
+
+    B: torch.Tensor
+    A: torch.Tensor
+    inner: torch.Tensor
+
+    def problem(self, i: int, q: int = 0) -> list[LoRAFactors]:
+        """Problem ``i``'s adapters for rank setting ``q``, ``[(B_1, A_1), …, (B_L, A_L)]``,
+        padding removed."""
+        i = checks.integer(i, "i", low=0, high=self.B.shape[0] - 1)
+        q = checks.integer(q, "q", low=0, high=self.B.shape[1] - 1)
+        return [
+            LoRAFactors(self.B[i, q, k, :, :r].clone(), self.A[i, q, k, :r].clone())
+            for k, r in enumerate(self.inner[i, q].tolist())
+        ]
+
+    def deltas(self) -> torch.Tensor:
+        """``ΔW = B A`` of every layer, rank setting and problem, ``(n, m, L, D, D)``.
+
+        Introduced in :ref:`pf-lemma1`."""
+        return self.B @ self.A
+
+
+def _inputs(
+    targets: ArrayLike, frozen: ArrayLike, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    wbar = checks.tensor(targets, "targets", dtype)
+    ws = checks.tensor(frozen, "frozen", dtype)
+    if wbar.ndim != 3 or wbar.shape[-1] != wbar.shape[-2] or 0 in wbar.shape:
+        raise ValueError(f"targets must be (n, D, D) with n, D ≥ 1, got {tuple(wbar.shape)}")
+    n, width = wbar.shape[0], wbar.shape[-1]
+    if ws.ndim != 4 or ws.shape[0] != n or ws.shape[1] == 0 or ws.shape[2:] != (width, width):
+        raise ValueError(
+            f"frozen must be (n, L, D, D) = ({n}, L, {width}, {width}) with L ≥ 1, got "
+            f"{tuple(ws.shape)}"
+        )
+    return wbar, ws
+
+
+def _chain(ws: torch.Tensor) -> torch.Tensor:
+    """``W_L ⋯ W_1`` over the layer axis ``-3``: ``(..., L, D, D)`` → ``(..., D, D)``."""
+    out = ws[..., 0, :, :]
+    for k in range(1, ws.shape[-3]):
+        out = ws[..., k, :, :] @ out
+    return out
+
+
+def construct_batch(
+    targets: ArrayLike,
+    frozen: ArrayLike,
+    ranks: Sequence[object],
+    dtype: torch.dtype = torch.float64,
+    rtol: float | None = None,
+) -> BatchedAdapters:
+    """Lemma 1's adapters for ``n`` problems of one shape, each at every rank of ``ranks``.
+
+    Shapes: ``targets`` ``(n, D, D)``; ``frozen`` ``(n, L, D, D)`` (layers input first);
+    ``ranks`` ``m`` rank settings, each one ``R`` or one list ``[R_1, …, R_L]`` (see
+    :func:`~lora_theory.adapters.layer_ranks`). Entry ``(i, q)`` of the result equals
+    :func:`~lora_theory.linear.construct` (``method="sequential"``) on problem ``i`` at rank
+    ``ranks[q]`` up to round-off, and satisfies ``‖∏_l (W_{il} + B A) − W̄_i‖₂ = σ_{ΣR_l+1}(E_i)``.
+
+    **Self-check.** Raises :class:`~lora_theory.linalg.ExactnessError` (or
+    :class:`~lora_theory.linalg.AssumptionError` when a matrix the failing entry solved with is
+    numerically singular), naming the first failing (problem, rank), when any entry misses the
+    tolerance of :func:`~lora_theory.linear.construct`; nothing is returned then.
+
+    Introduced in :ref:`pf-lemma1`.
+    """
+    dtype = checks.dtype(dtype)
+    wbar, ws = _inputs(targets, frozen, dtype)
+    n, depth, width = ws.shape[0], ws.shape[1], ws.shape[-1]
+    settings = checks.sequence(ranks, "ranks", "rank settings")
+    per_layer = torch.tensor([layer_ranks(r, depth, width) for r in settings])  # (m, L)
+    m = len(settings)
+    checks.elements((n, m, depth + 2, width, width), "construct_batch")
+    rtol = exact_rtol(dtype) if rtol is None else checks.real(rtol, "rtol", positive=True)
+    prod = _chain(ws)
+    if not torch.isfinite(wbar - prod).all():
+        raise ValueError(f"the frozen products overflow {dtype}: the entries are too large")
+    u, s, vh = torch.linalg.svd(wbar - prod)
+    scale = norm2_lower(torch.stack([wbar, prod], 1)).sum(1)  # (n,)
+    rank_e = (s > DIFFERENCE_SAFETY * width * torch.finfo(dtype).eps * scale[:, None]).sum(1)
+    cum = torch.cat([per_layer.new_zeros(m, 1), per_layer.cumsum(1)], 1)  # (m, L + 1)
+    bounds = torch.minimum(cum[None], rank_e[:, None, None])  # (n, m, L + 1)
+    # Rank-independent: X_l = W_{l+1}^{-1} ⋯ W_L^{-1} U S for every layer l, all D columns.
+    xs = [u * s[:, None, :]]
+    for k in range(depth - 1, 0, -1):
+        lu, piv, info = torch.linalg.lu_factor_ex(ws[:, k])
+        _refuse_zero_pivot(info > 0, f"W_{k + 1}", (bounds[..., k] > 0))
+        xs.insert(0, torch.linalg.lu_solve(lu, piv, xs[0]))
+    j = torch.arange(width)
+    layer_of = (j[None, None, :, None] >= bounds[:, :, None, 1:-1]).sum(-1)  # (n, m, D)
+    top = bounds[:, :, -1:]  # (n, m, 1)
+    live = j < top  # columns used at all
+    idx = torch.arange(n)[:, None, None]
+    b = torch.stack(xs, 1)[idx, layer_of, :, j].mT * live[:, :, None, :]  # (n, m, D, D)
+    a = vh[:, None] * live[..., None]
+    inner = bounds[..., 1:] - bounds[..., :-1]  # (n, m, L)
+    pos, valid = _positions(bounds, inner, width)
+    i, q = torch.arange(n)[:, None, None, None], torch.arange(m)[None, :, None, None]
+    big_b = b[i, q, :, pos].movedim(-1, -2) * valid[..., None, :]  # (n, m, L, D, r)
+    big_a, merged = [], []
+    for layer in range(depth):
+        # the rows of this layer are final: they were solved with W'_1 … W'_{l−1}
+        big_a.append(a[i[..., 0], q[..., 0], pos[:, :, layer], :] * valid[:, :, layer, :, None])
+        merged.append(ws[:, None, layer] + big_b[:, :, layer] @ big_a[-1])
+        if layer < depth - 1:  # rows of the layers above: A ← A W'_l^{-1}
+            hi = bounds[:, :, layer + 1 : layer + 2]
+            lu, piv, info = torch.linalg.lu_factor_ex(merged[-1])
+            name = f"W_{layer + 1} + ΔW_{layer + 1}"
+            _refuse_zero_pivot(info > 0, name, hi[..., 0] < top[..., 0])
+            rows = ((j >= hi) & live)[..., None]
+            a = torch.where(rows, torch.linalg.lu_solve(lu, piv, a.mT, adjoint=True).mT, a)
+    merged_all = torch.stack(merged, 2)  # (n, m, L, D, D)
+    _check_residuals(merged_all, prod, (u, s, vh), wbar, per_layer.sum(1), scale, rtol)
+    return BatchedAdapters(big_b, torch.stack(big_a, 2), inner)
+
+
+def _positions(
+    bounds: torch.Tensor, inner: torch.Tensor, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index ``r_{l−1} + t`` (``t < r = max inner``) of each block's ``t``-th column, clamped
+    into range, ``(n, m, L, r)``, and whether ``t < inner``."""
+    r = int(inner.max())
+    pos = (bounds[..., :-1, None] + torch.arange(r)).clamp(max=width - 1)
+    return pos, torch.arange(r) < inner[..., None]
+
+
+def _refuse_zero_pivot(zero: torch.Tensor, name: str, needed: torch.Tensor) -> None:
+    """Refuse where a needed matrix (``needed`` ``(n, m)``) has a zero pivot (``zero`` ``(n,)``
+    for a frozen layer, ``(n, m)`` for an adapted one)."""
+    bad = (zero[:, None] if zero.ndim == 1 else zero) & needed
+    if bad.any():
+        i, q = (int(t) for t in bad.nonzero()[0])
+        raise AssumptionError(
+            f"problem {i}, rank setting {q}: {name} is numerically singular (a zero pivot); "
+            "Lemma 1 assumes it invertible"
+        )
+
+
+def _check_residuals(
+    merged: torch.Tensor,
+    prod: torch.Tensor,
+    svd: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    wbar: torch.Tensor,
+    total: torch.Tensor,
+    scale: torch.Tensor,
+    rtol: float,
+) -> None:
+    """Every entry's self-check, as in :func:`~lora_theory.linear.construct`: the Frobenius
+    distance to ``∏W + LR_k(E)`` first, the spectral error only where that leaves it open."""
+    u, s, vh = svd
+    width = wbar.shape[-1]
+    k = total.clamp(max=width)  # (m,)
+    keep = (torch.arange(width) < k[:, None]).to(s.dtype)  # (m, D)
+    intended = prod[:, None] + (u[:, None] * (s[:, None] * keep)[:, :, None, :]) @ vh[:, None]
+    adapted = _chain(merged)  # (n, m, D, D)
+    open_ = ~(torch.linalg.matrix_norm(adapted - intended) <= rtol * scale[:, None])
+    if not open_.any():
+        return
+    i, q = open_.nonzero().unbind(1)
+    achieved = torch.linalg.matrix_norm(adapted[i, q] - wbar[i], 2)
+    padded = torch.cat([s, s.new_zeros(s.shape[0], 1)], 1)
+    optimum = padded[i, k[q]]
+    exact = torch.linalg.matrix_norm(wbar[i], 2) + torch.linalg.matrix_norm(prod[i], 2)
+    missed = ~((achieved - optimum).abs() <= rtol * exact)
+    if not missed.any():
+        return
+    f = int(missed.nonzero()[0, 0])
+    mats = merged[i[f], q[f]]
+    cond = torch.linalg.cond(mats).max()
+    where = f"problem {int(i[f])}, rank setting {int(q[f])} (and {int(missed.sum()) - 1} more)"
+    if cond >= SINGULAR_CONDITION:
+        raise AssumptionError(
+            f"{where}: an adapted layer is numerically singular (cond {float(cond):.3e}); "
+            "Lemma 1's construction cannot solve with it"
+        )
+    raise ExactnessError(
+        f"{where}: Lemma 1's construction reached error {float(achieved[f]):.3e} where the "
+        f"optimum is {float(optimum[f]):.3e}; allowed deviation {rtol * float(exact[f]):.3e} "
+        f"(worst adapted layer cond {float(cond):.3e}). The matrices it solves with are too "
+        "ill-conditioned for this dtype.",
+        float(achieved[f]),
+        float(optimum[f]),
+        rtol * float(exact[f]),
+    )

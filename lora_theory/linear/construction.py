@@ -1,0 +1,259 @@
+"""Lemma 1's construction (:func:`construct`) and the conditioning of what it solves with.
+
+Introduced in :ref:`pf-lemma1`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import NamedTuple
+
+import torch
+
+from .. import checks, conditioned
+from ..adapters import LoRAFactors, Ranks, layer_ranks
+from ..checks import ArrayLike
+from ..linalg import (
+    AssumptionError,
+    Conditioning,
+    check_exact,
+    difference_tol,
+    exact_rtol,
+    linear_problem,
+    product,
+)
+from ..solves import LUFactorization, conditioning, norm2_lower
+from .assumptions import _cumulative_ranks, diagnose
+
+#: ``method`` of :func:`construct`; ``"auto"`` stops at the first candidate whose Frobenius error
+#: is within ``AUTO_RTOL`` times the scale ``‖W̄‖₂ + ‖∏W‖₂`` (four digits tighter than ``rtol``).
+METHODS, AUTO_RTOL = ("auto", "sequential", "conditioned"), 1e-11
+
+
+class ConditioningWarning(UserWarning):
+    """A matrix the construction solves with is ill-conditioned (but not singular).
+
+    Introduced in :ref:`ch-linear`.
+    """
+
+
+class _Problem(NamedTuple):
+    """One validated problem with what every step needs, computed once: the frozen product, the
+    SVD ``E = U S Vᵀ``, the scale ``‖W̄‖₂ + ‖∏W‖₂`` (a lower bound, see
+    :func:`~lora_theory.solves.norm2_lower`) and ``rank(E)``."""
+
+    wbar: torch.Tensor
+    ws: list[torch.Tensor]
+    prod: torch.Tensor
+    u: torch.Tensor
+    s: torch.Tensor
+    vh: torch.Tensor
+    scale: float
+    rank_e: int
+
+    def intended(self, total: int) -> torch.Tensor:
+        """``∏W + LR_k(E)``, ``k = min(total, D)``: what the adapted product must equal."""
+        k = min(total, self.s.numel())
+        return self.prod + (self.u[:, :k] * self.s[:k]) @ self.vh[:k]
+
+
+def _problem(wbar: torch.Tensor, ws: list[torch.Tensor], prod: torch.Tensor) -> _Problem:
+    u, s, vh = torch.linalg.svd(wbar - prod)
+    scale = float(norm2_lower(torch.stack([wbar, prod])).sum())
+    rank_e = int((s > difference_tol(wbar, prod, scale=scale)).sum())
+    return _Problem(wbar, ws, prod, u, s, vh, scale, rank_e)
+
+
+def _adapted(ws: list[torch.Tensor], adapters: list[LoRAFactors]) -> torch.Tensor:
+    return product([a.merge(w) for w, a in zip(ws, adapters, strict=True)])
+
+
+def _explain_adapted(p: _Problem, k: int, r: int) -> str:
+    """Why ``W'_k`` is singular: Lemma 1's assumption, or only the conditioning of ``P_k``."""
+    corrected = Conditioning.of(f"∏W + LR_{r}(E)", p.intended(r))
+    if corrected.singular:
+        return f"Lemma 1's non-singularity assumption fails ({corrected})"
+    above = Conditioning.of(f"W_{len(p.ws)} ⋯ W_{k + 2}", product(p.ws[k + 1 :]))
+    return (
+        f"Lemma 1's assumption holds ({corrected}), but W'_{k + 1} = P^{{-1}}(∏W + LR_{r}(E)) "
+        f"inherits the conditioning of the frozen product P = {above}: the construction is "
+        "too ill-conditioned for float64 at this depth"
+    )
+
+
+_FROZEN_WHY = "Lemma 1 assumes every frozen W_l invertible"
+
+
+def _factor(
+    solved: dict[str, tuple[LUFactorization, Callable[[], str]]],
+    name: str,
+    a: torch.Tensor,
+    why: Callable[[], str],
+) -> LUFactorization:
+    """The factorization of ``a`` (once per name, kept with the reason it may not be singular);
+    an exactly singular one raises."""
+    if name not in solved:
+        solved[name] = (LUFactorization.of(name, a), why)
+        if bool(solved[name][0].zero_pivot):
+            raise AssumptionError(f"{name} is numerically singular (a zero pivot): {why()}")
+    return solved[name][0]
+
+
+def _construct(
+    p: _Problem, ranks: list[int]
+) -> tuple[list[LoRAFactors], dict[str, LUFactorization], list[Conditioning]]:
+    """Lemma 1's adapters, the factorization of every matrix the construction solved with and
+    their conditioning.
+
+    ``B_l = W_{l+1}^{-1} ⋯ W_L^{-1} U_J S_J`` for all layers at once: the columns of every layer
+    below ``k`` are solved with ``W_k`` together (``L − 1`` solves, each matrix LU-factorized
+    once). ``A_l = V_Jᵀ W'_1^{-1} ⋯ W'_{l-1}^{-1}`` likewise: once ``W'_k = W_k + B_k A_k`` is
+    known, the rows of every layer above ``k`` are solved with it together."""
+    ws, bounds = p.ws, _cumulative_ranks(ranks, p.rank_e)
+    solved: dict[str, tuple[LUFactorization, Callable[[], str]]] = {}
+    top = bounds[-1]
+    b, a = p.u[:, :top] * p.s[:top], p.vh[:top]
+    for k in range(len(ws) - 1, 0, -1):  # frozen W_{k+1}: the columns of layers ≤ k
+        if bounds[k]:
+            lu = _factor(solved, f"W_{k + 1}", ws[k], lambda: _FROZEN_WHY)
+            b = torch.cat([lu.solve(b[:, : bounds[k]]), b[:, bounds[k] :]], 1)
+    adapters: list[LoRAFactors] = []
+    for layer, w in enumerate(ws):
+        lo, hi = bounds[layer], bounds[layer + 1]
+        adapters.append(LoRAFactors(b[:, lo:hi].contiguous(), a[lo:hi].clone()))
+        if hi < top:  # rows of the layers above: A ← A W'_l^{-1}
+            why = partial(_explain_adapted, p, layer, hi)
+            lu = _factor(solved, f"W_{layer + 1} + ΔW_{layer + 1}", adapters[-1].merge(w), why)
+            a = torch.cat([a[:hi], lu.solve(a[hi:], left=False)])
+    record = conditioning([f for f, _ in solved.values()])
+    for c in record:
+        if c.singular:
+            raise AssumptionError(f"{c} is numerically singular: {solved[c.name][1]()}")
+    return adapters, {name: f for name, (f, _) in solved.items()}, record
+
+
+def _deviation(p: _Problem, ranks: list[int], adapters: list[LoRAFactors]) -> float:
+    """``‖∏(W_l + B_l A_l) − (∏W + LR_{ΣR_l}(E))‖_F``, ``inf`` when not finite."""
+    err = float(torch.linalg.matrix_norm(_adapted(p.ws, adapters) - p.intended(sum(ranks))))
+    return err if math.isfinite(err) else math.inf
+
+
+def _best(
+    p: _Problem, ranks: list[int], method: str
+) -> tuple[list[LoRAFactors], list[Conditioning]]:
+    """The adapters of ``method`` (see :func:`construct`) and the conditioning of what it solved
+    with; ``"auto"`` tries the methods in turn."""
+    steps = {
+        "sequential": [_construct],
+        "conditioned": [conditioned.construct],
+        "auto": [_construct, partial(conditioned.construct, steps=0), conditioned.construct],
+    }[method]
+    tried, failure = [], None
+    for step in steps:
+        try:
+            if step is _construct:
+                adapters, _, record = _construct(p, ranks)
+            else:
+                adapters, found = step(p.wbar, p.ws, ranks)
+                record = list(found.values())
+        except AssumptionError as exc:  # auto stays within Lemma 1's hypothesis
+            if len(steps) == 1 or (step is _construct and not diagnose(p.wbar, p.ws, ranks).holds):
+                raise
+            failure = failure or exc
+            continue
+        if len(steps) == 1:
+            return adapters, record
+        tried.append((_deviation(p, ranks, adapters), adapters, record))
+        if tried[-1][0] <= AUTO_RTOL * p.scale:
+            break
+    if not tried:
+        raise failure  # type: ignore[misc]
+    return min(tried, key=lambda t: t[0])[1:]
+
+
+def construct(
+    target: ArrayLike,
+    frozen: Sequence[ArrayLike],
+    rank: Ranks,
+    dtype: torch.dtype = torch.float64,
+    rtol: float | None = None,
+    method: str = "sequential",
+) -> list[LoRAFactors]:
+    """Lemma 1's adapters ``[(B_1, A_1), …, (B_L, A_L)]`` with ``rank(B_l A_l) ≤ R_l``.
+
+    Shapes: ``target`` ``(D, D)``; ``frozen`` a list of ``L`` matrices ``(D, D)`` ordered from
+    input to output; each ``B_l`` is ``(D, r_l)`` and ``A_l`` is ``(r_l, D)`` with ``r_l ≤ R_l``.
+    The result satisfies ``‖∏_l (W_l + B_l A_l) − W̄‖₂ = σ_{ΣR_l+1}(E)`` (= :func:`min_error`)
+    up to round-off, and equality ``∏_l (W_l + B_l A_l) = W̄`` once ``Σ_l R_l ≥ rank(E)``.
+
+    With ``E = U S Vᵀ`` and the block ``J_l`` of singular triplets assigned to layer ``l``:
+    ``B_l = P_l^{-1} U_J S_J`` and ``A_l = V_Jᵀ Q̃_{l-1}^{-1}``, each computed by solves through
+    one factor at a time. Raises :class:`~lora_theory.linalg.AssumptionError` (a ``ValueError``)
+    if a matrix it must solve with is singular, and warns with :class:`ConditioningWarning` if
+    one is ill-conditioned (see :func:`construction_conditioning`). Blocks beyond ``rank(E)`` get
+    empty adapters and need no solve.
+
+    ``method="sequential"`` (default) is this construction. At the threshold (``Σ_l R_l ≥ D``,
+    ``rank(E) = D``, ``W̄`` non-singular) ``"conditioned"`` is another exact solution with the
+    same ranks that stays exact in deep models (:mod:`lora_theory.conditioned`); ``"auto"`` tries
+    sequential, conditioned unrefined, conditioned, and keeps the first within ``AUTO_RTOL``.
+
+    **Cost.** One SVD of ``E``, one LU factorization per matrix it solves with (``2L − 1``), and
+    ``2(L − 1)`` batched triangular solves; above ``D =`` :data:`~lora_theory.solves.EXACT_WIDTH`
+    the conditioning is the ``O(D²)`` estimate of :func:`~lora_theory.solves.conditioning` and
+    the scale of the tolerance a lower bound (:func:`~lora_theory.solves.norm2_lower`), so no
+    further SVD is needed unless the self-check below is inconclusive.
+
+    **Self-check.** Before returning, it measures ``‖∏_l (W_l + B_l A_l) − W̄‖₂`` and raises
+    :class:`~lora_theory.linalg.ExactnessError` unless it is within ``rtol · (‖W̄‖₂ + ‖∏_l W_l‖₂)``
+    of ``σ_{ΣR_l+1}(E)`` (``rtol`` defaults to :func:`~lora_theory.linalg.exact_rtol`: ``1e-7``
+    in float64): a wrong answer never comes back with only a warning. It first tries the
+    certificate ``‖∏_l (W_l + B_l A_l) − (∏_l W_l + LR_k(E))‖_F ≤ rtol · scale`` (which bounds
+    the deviation by the triangle inequality, with the scale's lower bound), and computes the
+    spectral error only when that is inconclusive.
+
+    Introduced in :ref:`pf-lemma1`.
+    """
+    wbar, ws, prod = linear_problem(target, frozen, checks.dtype(dtype))
+    ranks = layer_ranks(rank, len(ws), ws[0].shape[0])
+    rtol = exact_rtol(dtype) if rtol is None else checks.real(rtol, "rtol", positive=True)
+    checks.choice(method, "method", METHODS)
+    p = _problem(wbar, ws, prod)
+    adapters, record = _best(p, ranks, method)
+    for c in record:
+        if c.ill_conditioned:
+            warnings.warn(f"ill-conditioned solve: {c}", ConditioningWarning, stacklevel=2)
+    # Cheap certificate: |‖∏W' − W̄‖₂ − σ_{k+1}(E)| ≤ ‖∏W' − (∏W + LR_k(E))‖_F (triangle
+    # inequality), and p.scale never exceeds the exact scale. If it is inconclusive, the spectral
+    # error is computed (one SVD), and the exact scale only if the lower bound does not suffice.
+    if _deviation(p, ranks, adapters) <= rtol * p.scale:
+        return adapters
+    achieved = float(torch.linalg.matrix_norm(_adapted(ws, adapters) - wbar, 2))
+    optimum = float(p.s[sum(ranks)]) if sum(ranks) < p.s.numel() else 0.0
+    if abs(achieved - optimum) <= rtol * p.scale:
+        return adapters
+    scale = float(torch.linalg.matrix_norm(wbar, 2) + torch.linalg.matrix_norm(prod, 2))
+    worst = max(record, key=lambda c: c.condition, default=None)
+    where = "Lemma 1's construction" + (f" (worst solve {worst})" if worst else "")
+    check_exact(where, achieved, optimum, scale, rtol)
+    return adapters
+
+
+def construction_conditioning(
+    target: ArrayLike, frozen: Sequence[ArrayLike], rank: Ranks, dtype: torch.dtype = torch.float64
+) -> tuple[Conditioning, ...]:
+    """Conditioning of every matrix :func:`construct` solves with, in the order it meets them.
+
+    The frozen factors ``W_k`` enter through ``P_l^{-1}`` and the adapted factors
+    ``W'_k = W_k + ΔW_k`` through ``Q̃_{l-1}^{-1}``; round-off in the construction grows with their
+    condition numbers, which is what limits its accuracy for deep frozen models.
+
+    Introduced in :ref:`ch-linear`.
+    """
+    wbar, ws, prod = linear_problem(target, frozen, checks.dtype(dtype))
+    ranks = layer_ranks(rank, len(ws), ws[0].shape[0])
+    _, solved, _ = _construct(_problem(wbar, ws, prod), ranks)
+    return tuple(Conditioning.of(name, f.matrix) for name, f in solved.items())
