@@ -15,6 +15,8 @@ Run: ``python benchmarks/bench_exact.py [--fnn] [--linear D,D,...] [--seeds N]``
   (relative error ``‖∏(W+BA) − W̄‖₂ / ‖W̄‖₂``).
 
 Errors are measured with ``rtol=1e300`` so that a construction returns what it found.
+``--refine-width W`` refines the conditioned construction up to ``D = W`` (default
+:data:`lora_theory.conditioned.REFINE_MAX_WIDTH`; a refinement step costs ``O(L D³)``).
 """
 
 from __future__ import annotations
@@ -114,7 +116,14 @@ def main() -> None:
     parser.add_argument("--fnn", action="store_true", help="the D = 16 FNN grid")
     parser.add_argument("--linear", default="", help="comma-separated widths, e.g. 64,256")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument(
+        "--refine-width",
+        type=int,
+        default=conditioned.REFINE_MAX_WIDTH,
+        help="widest D whose conditioned construction is refined (L-BFGS)",
+    )
     args = parser.parse_args()
+    conditioned.REFINE_MAX_WIDTH = args.refine_width
     warnings.simplefilter("ignore", linear.ConditioningWarning)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64")
     head = " | ".join(f"{m:^33}" for m in METHODS)

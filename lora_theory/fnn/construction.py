@@ -58,7 +58,7 @@ def _solve(w: torch.Tensor, rhs: torch.Tensor, name: str, left: bool = True) -> 
     c = Conditioning.of(name, w)
     if c.singular:
         raise AssumptionError(f"Assumption 1 fails: {c} (frozen layer next to a rank-0 layer)")
-    return torch.linalg.solve(w, rhs, left=left)
+    return torch.linalg.solve(w, rhs, left=left).contiguous()  # one layout: bitwise-stable products
 
 
 def _block_adapters(

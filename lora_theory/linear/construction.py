@@ -123,7 +123,7 @@ def _construct(
     adapters: list[LoRAFactors] = []
     for layer, w in enumerate(ws):
         lo, hi = bounds[layer], bounds[layer + 1]
-        adapters.append(LoRAFactors(b[:, lo:hi].contiguous(), a[lo:hi].clone()))
+        adapters.append(LoRAFactors(b[:, lo:hi].contiguous(), a[lo:hi].contiguous()))
         if hi < top:  # rows of the layers above: A ← A W'_l^{-1}
             why = partial(_explain_adapted, p, layer, hi)
             lu = _factor(solved, f"W_{layer + 1} + ΔW_{layer + 1}", adapters[-1].merge(w), why)

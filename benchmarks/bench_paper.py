@@ -1,0 +1,154 @@
+"""Lemma 1's construction side by side with the paper's code: error and time on identical inputs.
+
+Run: ``python benchmarks/bench_paper.py --paper PATH/helper.py`` (CPU). ``PATH/helper.py`` is a
+copy of ``helper.py`` from the paper's repository (``UW-Madison-Lee-Lab/Expressive_Power_of_LoRA``),
+kept outside this repository; its ``our_construction(target, frozen, rank, log_wandb)`` is the
+paper's float32 routine (explicit inverses, an SVD of every adapter). ``wandb`` is stubbed when it
+is not installed. Without ``--paper`` only this package's columns are printed.
+
+* **One problem.** ``N(0, 1/D)`` frozen factors and target, ``D = 16 … 1024``, ``L = 2, 4, 8``,
+  below the threshold (``R = ⌈D/2L⌉``) and at it (``R = ⌈D/L⌉``). Columns: time of the paper's
+  routine and of :func:`lora_theory.linear.construct` (float64, default method, self-checked),
+  their ratio (> 1: this package is faster), and each one's relative error
+  ``|‖∏(W_l + ΔW_l) − W̄‖₂ − σ_{RL+1}(E)| / ‖W̄‖₂`` (the product formed in float64 from the
+  returned factors). ``refused`` means the package raised instead of returning a wrong answer;
+  the paper's routine always returns.
+* **A sweep.** Seeds × ranks of one shape: the paper's routine in a loop against one call of
+  :func:`lora_theory.linear.construct_batch`, which shares the SVD of ``E`` and the frozen solves
+  across the ranks of a problem.
+
+Times are the best of a few repeats, the two codes alternated, on whatever threads torch uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import sys
+import types
+import warnings
+from pathlib import Path
+
+import torch
+from timing import best_of
+
+from lora_theory import linear
+from lora_theory.linalg import AssumptionError, ExactnessError
+
+SWEEPS = ((16, 2, 10, 16), (16, 4, 10, 8), (16, 8, 10, 4), (64, 2, 4, 32), (64, 4, 4, 16))
+
+
+def load_paper(path: str | None) -> types.ModuleType | None:
+    if not path:
+        return None
+    if importlib.util.find_spec("wandb") is None:
+        sys.modules["wandb"] = types.SimpleNamespace(log=lambda *a, **k: None)  # type: ignore[assignment]
+    spec = importlib.util.spec_from_file_location("paper_helper", Path(path))
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    module.wandb = types.SimpleNamespace(log=lambda *a, **k: None)  # its log of S goes nowhere
+    return module
+
+
+def instance(width: int, depth: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    mats = torch.randn(depth + 1, width, width, generator=g, dtype=torch.float64)
+    return mats[0] / math.sqrt(width), mats[1:] / math.sqrt(width)
+
+
+def paper_deltas(paper: types.ModuleType, target: torch.Tensor, frozen: torch.Tensor, rank: int):
+    """The paper's ``ΔW_l = lora_A_l lora_B_lᵀ`` (its ``U S`` and ``V``), float64 out."""
+    a, b = paper.our_construction(target.float(), list(frozen.float()), rank, True)
+    return [(x @ y.T).double() for x, y in zip(a, b, strict=True)]
+
+
+def paper_timer(paper: types.ModuleType, target: torch.Tensor, frozen: torch.Tensor, rank: int):
+    """The paper's call alone, on float32 copies made beforehand."""
+    t32, f32 = target.float(), list(frozen.float())
+    return lambda: paper.our_construction(t32, f32, rank, True)
+
+
+def relative_gap(target, frozen, deltas, rank) -> float:
+    adapted = torch.eye(target.shape[0], dtype=torch.float64)
+    for w, d in zip(frozen, deltas, strict=True):
+        adapted = (w + d) @ adapted
+    err = float(torch.linalg.matrix_norm(adapted - target, 2))
+    gap = abs(err - linear.min_error(target, list(frozen), rank))
+    return gap / float(torch.linalg.matrix_norm(target, 2)) if math.isfinite(err) else math.inf
+
+
+def one_problem(paper, width: int, depth: int, rank: int, repeats: int) -> str:
+    target, frozen = instance(width, depth)
+    cells = [f"{width:>5} {depth:>2} {rank:>4}"]
+    try:
+        ours = linear.construct(target, list(frozen), rank)
+        err = relative_gap(target, frozen, [f.delta() for f in ours], rank)
+        t_ours = best_of(lambda: linear.construct(target, list(frozen), rank), repeats)
+        ours_cell = f"{t_ours * 1e3:>9.2f} {err:>9.1e}"
+    except (AssumptionError, ExactnessError):
+        t_ours, ours_cell = math.nan, f"{'refused':>19}"
+    if paper is not None:
+        deltas = paper_deltas(paper, target, frozen, rank)
+        t_paper = best_of(paper_timer(paper, target, frozen, rank), repeats)
+        cells.append(f"{t_paper * 1e3:>9.2f} {relative_gap(target, frozen, deltas, rank):>9.1e}")
+        cells.append(ours_cell)
+        cells.append(f"{t_paper / t_ours:>6.2f}×" if math.isfinite(t_ours) else f"{'—':>7}")
+    else:
+        cells.append(ours_cell)
+    return " | ".join(cells)
+
+
+def sweep(paper, width: int, depth: int, seeds: int, top: int) -> str:
+    g = torch.Generator().manual_seed(0)
+    scale = 1 / math.sqrt(width)
+    targets = torch.randn(seeds, width, width, generator=g, dtype=torch.float64) * scale
+    frozen = torch.randn(seeds, depth, width, width, generator=g, dtype=torch.float64) * scale
+    ranks = list(range(1, top + 1))
+    try:
+        t_batch = best_of(lambda: linear.construct_batch(targets, frozen, ranks), 5)
+    except (AssumptionError, ExactnessError) as exc:
+        return f"{width:>4} {depth:>2} {seeds * top:>5} | construct_batch refused: {str(exc)[:60]}"
+    line = f"{width:>4} {depth:>2} {seeds * top:>5} | {t_batch * 1e3:>8.2f}"
+    if paper is None:
+        return line
+
+    calls = [paper_timer(paper, targets[i], frozen[i], r) for i in range(seeds) for r in ranks]
+
+    def loop() -> None:
+        for call in calls:
+            call()
+
+    t_paper = best_of(loop, 3)
+    return f"{line} | {t_paper * 1e3:>9.2f} | {t_paper / t_batch:>6.1f}×"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--paper", help="path to a copy of the paper's helper.py")
+    parser.add_argument("--widths", default="16,64,256,1024")
+    args = parser.parse_args()
+    paper = load_paper(args.paper)
+    warnings.simplefilter("ignore", linear.ConditioningWarning)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("One problem: time [ms] and relative error (see the module docstring)")
+    head = f"{'D':>5} {'L':>2} {'R':>4} | "
+    ours = f"{'ours ms':>9} {'ours err':>9}"
+    if paper is not None:
+        print(head + f"{'paper ms':>9} {'paper err':>9} | {ours} | {'speed':>7}")
+    else:
+        print(head + ours)
+    for width in (int(w) for w in args.widths.split(",")):
+        for depth in (2, 4, 8):
+            for rank in (math.ceil(width / (2 * depth)), math.ceil(width / depth)):
+                print(one_problem(paper, width, depth, rank, 5 if width <= 256 else 2), flush=True)
+    print("\nA sweep (seeds × ranks 1..R): construct_batch against the paper's routine in a loop")
+    print(
+        f"{'D':>4} {'L':>2} {'n':>5} | {'batch ms':>8}" + (" | paper ms  | speed" if paper else "")
+    )
+    for width, depth, seeds, top in SWEEPS:
+        print(sweep(paper, width, depth, seeds, top), flush=True)
+
+
+if __name__ == "__main__":
+    main()
