@@ -2,14 +2,15 @@
 
 Run: ``python benchmarks/bench_paper.py --paper PATH/helper.py`` (CPU). ``PATH/helper.py`` is a
 copy of ``helper.py`` from the paper's repository (``UW-Madison-Lee-Lab/Expressive_Power_of_LoRA``),
-kept outside this repository; its ``our_construction(target, frozen, rank, log_wandb)`` is the
-paper's float32 routine (explicit inverses, an SVD of every adapter). ``wandb`` is stubbed when it
-is not installed. Without ``--paper`` only this package's columns are printed.
+kept outside this repository (its latest version, with the ``atol`` check); its
+``our_construction(target, frozen, rank, log_wandb)`` is the paper's float32 routine (explicit
+inverses of the frozen and adapted partial products). ``wandb`` is stubbed and its printed
+warnings are discarded. Without ``--paper`` only this package's columns are printed.
 
 * **One problem.** ``N(0, 1/D)`` frozen factors and target, ``D = 16 … 1024``, ``L = 2, 4, 8``,
   below the threshold (``R = ⌈D/2L⌉``) and at it (``R = ⌈D/L⌉``). Columns: time of the paper's
-  routine and of :func:`lora_theory.linear.construct` (float64, default method, self-checked),
-  their ratio (> 1: this package is faster), and each one's relative error
+  routine and of :func:`lora_theory.linear.construct` (default method, self-checked) in float64
+  and in float32, the ratios (> 1: this package is faster), and each one's relative error
   ``|‖∏(W_l + ΔW_l) − W̄‖₂ − σ_{RL+1}(E)| / ‖W̄‖₂`` (the product formed in float64 from the
   returned factors). ``refused`` means the package raised instead of returning a wrong answer;
   the paper's routine always returns.
@@ -23,7 +24,9 @@ Times are the best of a few repeats, the two codes alternated, on whatever threa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import math
 import sys
 import types
@@ -58,15 +61,21 @@ def instance(width: int, depth: int, seed: int = 0) -> tuple[torch.Tensor, torch
 
 
 def paper_deltas(paper: types.ModuleType, target: torch.Tensor, frozen: torch.Tensor, rank: int):
-    """The paper's ``ΔW_l = lora_A_l lora_B_lᵀ`` (its ``U S`` and ``V``), float64 out."""
-    a, b = paper.our_construction(target.float(), list(frozen.float()), rank, True)
+    """The paper's ``ΔW_l = lora_A_l lora_B_lᵀ``, float64 out."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        a, b = paper.our_construction(target.float(), list(frozen.float()), rank, True)
     return [(x @ y.T).double() for x, y in zip(a, b, strict=True)]
 
 
 def paper_timer(paper: types.ModuleType, target: torch.Tensor, frozen: torch.Tensor, rank: int):
-    """The paper's call alone, on float32 copies made beforehand."""
+    """The paper's call alone, on float32 copies made beforehand (its prints discarded)."""
     t32, f32 = target.float(), list(frozen.float())
-    return lambda: paper.our_construction(t32, f32, rank, True)
+
+    def call() -> None:
+        with contextlib.redirect_stdout(io.StringIO()):
+            paper.our_construction(t32, f32, rank, True)
+
+    return call
 
 
 def relative_gap(target, frozen, deltas, rank) -> float:
@@ -81,22 +90,34 @@ def relative_gap(target, frozen, deltas, rank) -> float:
 def one_problem(paper, width: int, depth: int, rank: int, repeats: int) -> str:
     target, frozen = instance(width, depth)
     cells = [f"{width:>5} {depth:>2} {rank:>4}"]
-    try:
-        ours = linear.construct(target, list(frozen), rank)
-        err = relative_gap(target, frozen, [f.delta() for f in ours], rank)
-        t_ours = best_of(lambda: linear.construct(target, list(frozen), rank), repeats)
-        ours_cell = f"{t_ours * 1e3:>9.2f} {err:>9.1e}"
-    except (AssumptionError, ExactnessError):
-        t_ours, ours_cell = math.nan, f"{'refused':>19}"
+    t_ours, ours_cell = ours(target, frozen, rank, repeats, torch.float64)
+    t_32, cell_32 = ours(target.float(), frozen.float(), rank, repeats, torch.float32)
     if paper is not None:
         deltas = paper_deltas(paper, target, frozen, rank)
         t_paper = best_of(paper_timer(paper, target, frozen, rank), repeats)
         cells.append(f"{t_paper * 1e3:>9.2f} {relative_gap(target, frozen, deltas, rank):>9.1e}")
-        cells.append(ours_cell)
-        cells.append(f"{t_paper / t_ours:>6.2f}×" if math.isfinite(t_ours) else f"{'—':>7}")
+        cells.append(f"{ours_cell} {ratio(t_paper, t_ours)}")
+        cells.append(f"{cell_32} {ratio(t_paper, t_32)}")
     else:
-        cells.append(ours_cell)
+        cells += [ours_cell, cell_32]
     return " | ".join(cells)
+
+
+def ratio(reference: float, time: float) -> str:
+    return f"{reference / time:>6.2f}×" if math.isfinite(time) else f"{'—':>7}"
+
+
+def ours(target, frozen, rank, repeats, dtype) -> tuple[float, str]:
+    """Time and cell of :func:`lora_theory.linear.construct` in ``dtype`` (``nan``: refused)."""
+    try:
+        adapters = linear.construct(target, list(frozen), rank, dtype=dtype)
+    except (AssumptionError, ExactnessError):
+        return math.nan, f"{'refused':>19}"
+    err = relative_gap(
+        target.double(), frozen.double(), [f.delta().double() for f in adapters], rank
+    )
+    t = best_of(lambda: linear.construct(target, list(frozen), rank, dtype=dtype), repeats)
+    return t, f"{t * 1e3:>9.2f} {err:>9.1e}"
 
 
 def sweep(paper, width: int, depth: int, seeds: int, top: int) -> str:
@@ -133,11 +154,12 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("One problem: time [ms] and relative error (see the module docstring)")
     head = f"{'D':>5} {'L':>2} {'R':>4} | "
-    ours = f"{'ours ms':>9} {'ours err':>9}"
+    cols = [f"{'f64 ms':>9} {'f64 err':>9}", f"{'f32 ms':>9} {'f32 err':>9}"]
     if paper is not None:
-        print(head + f"{'paper ms':>9} {'paper err':>9} | {ours} | {'speed':>7}")
+        cols = [f"{c} {'speed':>7}" for c in cols]
+        print(head + f"{'paper ms':>9} {'paper err':>9} | " + " | ".join(cols))
     else:
-        print(head + ours)
+        print(head + " | ".join(cols))
     for width in (int(w) for w in args.widths.split(",")):
         for depth in (2, 4, 8):
             for rank in (math.ceil(width / (2 * depth)), math.ceil(width / depth)):

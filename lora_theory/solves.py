@@ -138,16 +138,17 @@ def conditioning(factorizations: Sequence[LUFactorization]) -> list[Conditioning
     return out
 
 
-#: Iterations of :func:`norm2_lower` (power iteration on ``aᵀa``).
-POWER_ITERATIONS = 30
+#: Iterations and block size of :func:`norm2_lower` (block power iteration on ``aᵀa``): on
+#: Gaussian matrices and products of them (``D = 200 … 1024``) the bound is within 10% of ``σ_1``.
+POWER_ITERATIONS, POWER_BLOCK = 4, 8
 
 
 def norm2_lower(a: torch.Tensor) -> torch.Tensor:
     """A lower bound of ``‖a‖₂`` (shape: the batch of ``a``, ``(..., m, n)``): exact up to
-    :data:`EXACT_WIDTH` rows and columns, above it by power iteration on ``aᵀa`` from a fixed
-    start: ``‖a x‖ / ‖x‖ ≤ σ_1`` for every ``x``, and it approaches
-    ``σ_1`` geometrically in ``σ_2/σ_1``. ``O(mn)`` per iteration, against ``O(mn²)`` for an SVD,
-    which matters for the tolerances of a construction at ``D ≥ 256``.
+    :data:`EXACT_WIDTH` rows and columns; above it ``σ_1(a Q) ≤ σ_1(a)`` for the orthonormal
+    ``Q`` (``n × 8``) of a block power iteration on ``aᵀa`` from a fixed start, which approaches
+    ``σ_1`` geometrically. Each iteration reads ``a`` twice (``O(mn)``), against ``O(mn²)`` for an
+    SVD, which matters for the tolerances of a construction at ``D ≥ 256``.
 
     Introduced in :ref:`pf-lemma1`.
     """
@@ -158,11 +159,11 @@ def norm2_lower(a: torch.Tensor) -> torch.Tensor:
     if max(a.shape[-2:]) <= EXACT_WIDTH:
         return torch.linalg.matrix_norm(a, 2)
     n = a.shape[-1]
-    x = (1 + torch.arange(n, dtype=a.dtype) / n).expand(*a.shape[:-2], n).unsqueeze(-1)
+    start = torch.randn(n, min(POWER_BLOCK, n), generator=torch.Generator().manual_seed(0))
+    x = start.to(a.dtype).expand(*a.shape[:-2], -1, -1)
     best = torch.zeros(a.shape[:-2], dtype=a.dtype)
     for _ in range(POWER_ITERATIONS):
-        x = x / x.norm(dim=-2, keepdim=True).clamp_min(torch.finfo(a.dtype).tiny)
-        y = a @ x
-        best = torch.maximum(best, y.norm(dim=(-2, -1)))
+        y = a @ torch.linalg.qr(x)[0]
+        best = torch.maximum(best, torch.linalg.matrix_norm(y, 2))
         x = a.mT @ y
     return best

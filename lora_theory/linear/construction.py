@@ -68,7 +68,11 @@ def _problem(wbar: torch.Tensor, ws: list[torch.Tensor], prod: torch.Tensor) -> 
 
 
 def _adapted(ws: list[torch.Tensor], adapters: list[LoRAFactors]) -> torch.Tensor:
-    return product([a.merge(w) for w, a in zip(ws, adapters, strict=True)])
+    """``∏_l (W_l + B_l A_l)`` of the construction's own (already checked) factors."""
+    out = ws[0] + adapters[0].B @ adapters[0].A
+    for w, a in zip(ws[1:], adapters[1:], strict=True):
+        out = (w + a.B @ a.A) @ out
+    return out
 
 
 def _explain_adapted(p: _Problem, k: int, r: int) -> str:
@@ -135,9 +139,9 @@ def _construct(
     return adapters, {name: f for name, (f, _) in solved.items()}, record
 
 
-def _deviation(p: _Problem, ranks: list[int], adapters: list[LoRAFactors]) -> float:
-    """``‖∏(W_l + B_l A_l) − (∏W + LR_{ΣR_l}(E))‖_F``, ``inf`` when not finite."""
-    err = float(torch.linalg.matrix_norm(_adapted(p.ws, adapters) - p.intended(sum(ranks))))
+def _deviation(p: _Problem, ranks: list[int], adapted: torch.Tensor) -> float:
+    """``‖adapted − (∏W + LR_{ΣR_l}(E))‖_F``, ``inf`` when not finite."""
+    err = float(torch.linalg.matrix_norm(adapted - p.intended(sum(ranks))))
     return err if math.isfinite(err) else math.inf
 
 
@@ -166,7 +170,7 @@ def _best(
             continue
         if len(steps) == 1:
             return adapters, record
-        tried.append((_deviation(p, ranks, adapters), adapters, record))
+        tried.append((_deviation(p, ranks, _adapted(p.ws, adapters)), adapters, record))
         if tried[-1][0] <= AUTO_RTOL * p.scale:
             break
     if not tried:
@@ -229,9 +233,10 @@ def construct(
     # Cheap certificate: |‖∏W' − W̄‖₂ − σ_{k+1}(E)| ≤ ‖∏W' − (∏W + LR_k(E))‖_F (triangle
     # inequality), and p.scale never exceeds the exact scale. If it is inconclusive, the spectral
     # error is computed (one SVD), and the exact scale only if the lower bound does not suffice.
-    if _deviation(p, ranks, adapters) <= rtol * p.scale:
+    adapted = _adapted(ws, adapters)
+    if _deviation(p, ranks, adapted) <= rtol * p.scale:
         return adapters
-    achieved = float(torch.linalg.matrix_norm(_adapted(ws, adapters) - wbar, 2))
+    achieved = float(torch.linalg.matrix_norm(adapted - wbar, 2))
     optimum = float(p.s[sum(ranks)]) if sum(ranks) < p.s.numel() else 0.0
     if abs(achieved - optimum) <= rtol * p.scale:
         return adapters
