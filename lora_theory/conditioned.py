@@ -51,9 +51,12 @@ from .linalg import (
 #: L-BFGS iterations of :func:`adapters` (D = 16, L = 8: the relative error falls from ``~1e-7``
 #: after the greedy start to ``~1e-11``; see ``benchmarks/bench_exact.py``).
 REFINE_STEPS = 100
-#: Widest ``D`` refined by default: a step costs ``O(L D³)`` (``D = 256, L = 8``: about a second on
-#: two cores), so wider problems get the greedy start unless ``steps`` is passed explicitly.
-REFINE_MAX_WIDTH = 128
+#: Widest ``D`` refined by default: a step costs ``O(L D³)``, so wider problems get the greedy
+#: start unless ``steps`` is passed explicitly. ``D = 256`` (Gaussian ``N(0, 1/D)`` factors, two
+#: cores): ``L = 4`` reaches ``4e-11`` from the greedy start's ``3e-6`` in about 5 s; at ``L = 8``
+#: one seed in two reaches ``9e-13`` (10 s) and the other stalls at ``5e-6``
+#: (``benchmarks/bench_exact.py --linear 256 --refine-width 256``).
+REFINE_MAX_WIDTH = 256
 
 
 def _inputs(

@@ -342,3 +342,39 @@ def test_a_failing_shard_stops_the_others_promptly(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         fit(tasks, runs, FitSettings(steps=100_000, n_val=0, n_test=0), workers=2)
     assert max(steps_seen) < 1000  # the other shard did not run to the end
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_the_linear_models_moment_gradient_is_autograds(depth):
+    """A linear stack's training gradient comes from the data's moments (``_LinearMSE``); it is
+    the gradient autograd takes through ``X Mᵀ`` and the MSE, and the loss is the same MSE."""
+    tasks = [make_task(s, 1, depth, "identity", False) for s in (0, 1)]
+    runs = [
+        Run(t, Trainable(lora_rank=r, final_layers=f), 1e-3, 0.0)
+        for t in (0, 1)
+        for r, f in ((2, 0), (WIDTH, 1))
+    ]
+    stack = FNNStack.build(tasks, runs, 0.25, torch.device("cpu"), torch.float64)
+    stack.flat += 0.1 * torch.randn(stack.flat.shape, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 64, WIDTH, generator=g, dtype=torch.float64)
+    y = torch.stack([t.target(xi) for t, xi in zip(tasks, x, strict=True)])
+    losses, grad = stack.loss_and_grad(x, y)
+    flat = stack.flat.detach().requires_grad_(True)
+    reference = stack.mse(stack.gather(x, "x").clone(), stack.gather(y, "y").clone(), flat)
+    (expected,) = torch.autograd.grad(reference.sum(), flat)
+    torch.testing.assert_close(losses, reference.detach(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(grad, expected, rtol=1e-10, atol=1e-14)
+    assert stack.linear_map(stack.params()) is not None
+
+
+def test_a_relu_stack_has_no_linear_map():
+    task = make_task(0, 1, 2, "relu", True)
+    stack = FNNStack.build(
+        [task],
+        [Run(0, Trainable(lora_rank=2), 1e-3, 0.0)],
+        0.25,
+        torch.device("cpu"),
+        torch.float64,
+    )
+    assert stack.linear_map(stack.params()) is None

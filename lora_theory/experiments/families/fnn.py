@@ -193,12 +193,10 @@ class FNNStack(Stacked):
         is formed first (``L − 1`` products of ``D × D`` matrices), so the ``n`` points pass
         through one matrix instead of ``L``, forwards and backwards.
         """
+        linear_map = self.linear_map(params)
+        if linear_map is not None:
+            return torch.bmm(x, linear_map.mT)
         w, h = self.effective(params), x
-        if self.activation == "identity" and not self.has_bias:
-            prod = w[:, 0]
-            for layer in range(1, w.shape[1]):
-                prod = torch.bmm(w[:, layer], prod)
-            return torch.bmm(h, prod.mT)
         for layer in range(w.shape[1]):
             if self.has_bias:  # b_l + h W_lᵀ in one kernel
                 h = torch.baddbmm(params["bias"][:, layer, None, :], h, w[:, layer].mT)
@@ -207,6 +205,19 @@ class FNNStack(Stacked):
             if self.activation == "relu":
                 h = torch.relu_(h)
         return h
+
+    def linear_map(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        """``W'_L ⋯ W'_1`` ``(C', D, D)`` of a linear model (identity activation, no biases),
+        ``None`` otherwise.
+
+        Introduced in :ref:`sec-fig1`."""
+        if self.activation != "identity" or self.has_bias:
+            return None
+        w = self.effective(params)
+        prod = w[:, 0]
+        for layer in range(1, w.shape[1]):
+            prod = torch.bmm(w[:, layer], prod)
+        return prod
 
     @staticmethod
     def model(task: Task, run: Run, params: Mapping[str, torch.Tensor]) -> FNN:
