@@ -26,9 +26,12 @@ one described above, step for step.
 from the ``"train"``/``"val"``/``"test"`` streams, so its result depends only on its own settings,
 not on which other runs share the batch (checked by the tests to float64 round-off).
 
-**Gradients.** Autograd only. The first engine's hand-written FNN backward pass was measured
-against autograd end to end on the Figure 1 sweep (``benchmarks/bench_engine.py``, 2-core CPU):
-it reached 0.97× autograd's configurations/s, so it was removed.
+**Gradients.** Autograd, with one exception: a family whose models are linear maps
+(:meth:`~lora_theory.training.stacked.Stacked.linear_map`) gets the MSE's gradient with respect
+to the map from the data's moments, 1.29× faster end to end on the Figure 1 sweep (the chain to
+the LoRA factors stays autograd's). The first engine's hand-written FNN backward pass was
+measured against autograd end to end on the same sweep (``benchmarks/bench_engine.py``, 2-core
+CPU): it reached 0.97× autograd's configurations/s, so it was removed.
 
 Introduced in :ref:`sec-fig1`.
 """

@@ -214,7 +214,8 @@ class _LinearMSE(torch.autograd.Function):
     ``∂ℓ_c/∂M_c = (2/d)(M_c Σ_c − C_c)`` from the data's moments ``Σ = XᵀX/n``, ``C = YᵀX/n``
     (the same matrix as autograd's ``(2/(nd)) (X Mᵀ − Y)ᵀ X``): a ``d × D × D`` product per run
     instead of ``n × d × D``. On the Figure 1 sweep (``benchmarks/bench_engine.py``, 2-core
-    CPU) this made the batched engine 1.3× faster per CPU second than autograd's backward."""
+    CPU, ``n = 256``, ``D = d = 16``) the batched engine trains 1.29× the configurations per
+    second (1.38× per CPU second) of the same engine with autograd's backward."""
 
     @staticmethod
     def forward(  # type: ignore[override]
