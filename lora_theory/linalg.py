@@ -199,7 +199,7 @@ def difference_tol(*terms: torch.Tensor, scale: float | None = None) -> float:
     by a few ``eps`` in relative terms (e.g. ``∏W · (1 + 1e-15)`` for ``D = 1, 2``, where
     ``max(shape) · eps`` alone is below ``1e-15``) and products evaluated in another order.
     ``scale``, when given, replaces ``Σ_k ‖t_k‖₂`` (a construction that has it already, or a
-    close lower bound of it from :func:`norm2_lower`).
+    close lower bound of it from :func:`~lora_theory.solves.norm2_lower`).
 
     Introduced in :ref:`ch-linear`.
     """
@@ -258,9 +258,9 @@ class Conditioning:
     name: str
     sigma_min: float
     condition: float
-    #: ``True`` for :meth:`LUFactorization.conditioning`: ``condition`` is then a lower estimate of
-    #: ``κ₁ = ‖A‖₁ ‖A⁻¹‖₁`` (within a factor ``D`` of the spectral ``κ₂``) and ``sigma_min`` is
-    #: ``1 / ‖A⁻¹‖₁``, the 1-norm analogue of the smallest singular value.
+    #: ``True`` for the estimates of :func:`~lora_theory.solves.conditioning`: ``condition`` is
+    #: then a lower estimate of ``κ₁ = ‖A‖₁ ‖A⁻¹‖₁`` (within a factor ``D`` of the spectral
+    #: ``κ₂``) and ``sigma_min`` is ``1 / ‖A⁻¹‖₁``, the 1-norm analogue of ``σ_min``.
     estimated: bool = False
 
     @classmethod

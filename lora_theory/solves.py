@@ -20,7 +20,7 @@ import torch
 from . import checks
 from .linalg import Conditioning
 
-#: Iterations of the Hager–Higham estimator in :meth:`LUFactorization.conditioning` (LAPACK's
+#: Iterations of the Hager–Higham estimator in :func:`~lora_theory.solves.conditioning` (LAPACK's
 #: ``xLACON`` uses five; the estimate is a lower bound of ``‖A⁻¹‖₁``, usually within a factor 3).
 CONDITION_ITERATIONS = 5
 
@@ -99,9 +99,9 @@ EXACT_WIDTH = 128
 
 
 def conditioning(factorizations: Sequence[LUFactorization]) -> list[Conditioning]:
-    """The :class:`Conditioning` of each factorized ``D × D`` matrix: exact (one batched SVD)
-    up to ``D =`` :data:`EXACT_WIDTH`; above it ``estimated=True``, ``κ₁ ≈ ‖A‖₁ ‖A⁻¹‖₁`` from
-    one batched :meth:`LUFactorization.inverse_norm1` over all of them.
+    """The :class:`~lora_theory.linalg.Conditioning` of each factorized ``D × D`` matrix: exact
+    (one batched SVD) up to ``D =`` :data:`EXACT_WIDTH`; above it ``estimated=True``,
+    ``κ₁ ≈ ‖A‖₁ ‖A⁻¹‖₁`` from one batched :meth:`LUFactorization.inverse_norm1` over all of them.
 
     Introduced in :ref:`pf-lemma1`.
     """

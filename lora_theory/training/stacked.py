@@ -176,7 +176,7 @@ class Stacked(ABC):
         """The matrices ``M_c`` ``(C', d, D)`` when every configuration's model is the linear map
         ``x ↦ M_c x`` (inputs ``(C', n, D)``), else ``None`` (the default). A family that returns
         them gets the training gradient of the MSE from the data's moments
-        (:class:`_LinearMSE`)."""
+        (``_LinearMSE``)."""
         return None
 
     def _moments(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
