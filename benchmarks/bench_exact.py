@@ -26,6 +26,7 @@ import math
 import time
 import warnings
 from functools import partial
+from unittest.mock import patch
 
 import torch
 
@@ -56,13 +57,10 @@ def fnn_row(target_depth: int, depth: int, seeds: int) -> list[str]:
             g = torch.Generator().manual_seed(seed)
             target, frozen = fnn.FNN.random(16, target_depth, g), fnn.FNN.random(16, depth, g)
             rank = fnn.required_rank(target, frozen)
-            steps = conditioned.REFINE_STEPS
-            conditioned.REFINE_STEPS = 0 if name == "placement" else steps
-            try:
+            steps = 0 if name == "placement" else conditioned.REFINE_STEPS
+            with patch.object(conditioned, "REFINE_STEPS", steps):
                 run = partial(fnn.construct, target, frozen, rank, 1.0, rtol=1e300)
                 adapted, dt = _timed(partial(run, method=_method(name)))
-            finally:
-                conditioned.REFINE_STEPS = steps
             elapsed += dt
             if adapted is None:
                 refused += 1
@@ -123,7 +121,11 @@ def main() -> None:
         help="widest D whose conditioned construction is refined (L-BFGS)",
     )
     args = parser.parse_args()
-    conditioned.REFINE_MAX_WIDTH = args.refine_width
+    with patch.object(conditioned, "REFINE_MAX_WIDTH", args.refine_width):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     warnings.simplefilter("ignore", linear.ConditioningWarning)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64")
     head = " | ".join(f"{m:^33}" for m in METHODS)

@@ -339,6 +339,13 @@ LIN = SUPPLIERS["linear"]
 FN = SUPPLIERS["fnn"]
 TARGET_FROZEN = {"target": FN["target"], "frozen": FN["frozen"]}
 TFN_PAIR = {"target": lambda: tfn_pair()[0], "frozen": lambda: tfn_pair()[1]}
+#: The arguments of ``linalg.linear_problem`` and ``linalg.linear_pair`` (one signature).
+LINEAR_PAIR = {
+    "target": lambda: mat(0),
+    "frozen": lambda: [mat(1), mat(2)],
+    "dtype": lambda: torch.float64,
+    "names": lambda: ("target", "frozen"),
+}
 SIGMA = {"second_moment": lambda: torch.eye(D, dtype=torch.float64)}
 OUTSIDE_BOX = [("x-outside-box", lambda: batch(scale=3.0)), ("x-nan-row", lambda: batch() / 0)]
 
@@ -497,22 +504,12 @@ def specs(tmp: Path) -> list[Spec]:
         Spec(
             "linalg.linear_problem",
             linalg.linear_problem,
-            {
-                "target": lambda: mat(0),
-                "frozen": lambda: [mat(1), mat(2)],
-                "dtype": lambda: torch.float64,
-                "names": lambda: ("target", "frozen"),
-            },
+            LINEAR_PAIR,
         ),
         Spec(
             "linalg.linear_pair",
             linalg.linear_pair,
-            {
-                "target": lambda: mat(0),
-                "frozen": lambda: [mat(1), mat(2)],
-                "dtype": lambda: torch.float64,
-                "names": lambda: ("target", "frozen"),
-            },
+            LINEAR_PAIR,
         ),
         Spec("linalg.singular_values", linalg.singular_values, {"a": lambda: mat()}),
         Spec("linalg.sigma", linalg.sigma, {"a": lambda: mat(), "i": lambda: 2}),
