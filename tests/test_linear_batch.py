@@ -104,3 +104,14 @@ def test_a_singular_frozen_layer_is_an_assumption_error():
 def test_bad_input_is_refused_clearly(args, match):
     with pytest.raises(ValueError, match=match):
         linear.construct_batch(*args)
+
+
+def test_an_overflowing_adapted_product_is_named_not_a_conditioning_failure():
+    """``D = 1``: ``E = 10³⁰⁰`` is finite, but ``B_1 = W_2^{-1} E`` overflows float64."""
+    targets = torch.tensor([[[1e300]]], dtype=torch.float64)
+    frozen = torch.tensor([[[[1.0]], [[1e-10]]]], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"problem 0, rank setting 0: the adapted product over"):
+        linear.construct_batch(targets, frozen, [1])
+    for method in linear.METHODS:
+        with pytest.raises(ValueError, match=r"overflows torch.float64: the entries"):
+            linear.construct(targets[0], list(frozen[0]), 1, method=method)

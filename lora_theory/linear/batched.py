@@ -200,6 +200,13 @@ def _check_residuals(
     keep = (torch.arange(width) < k[:, None]).to(s.dtype)  # (m, D)
     intended = prod[:, None] + (u[:, None] * (s[:, None] * keep)[:, :, None, :]) @ vh[:, None]
     adapted = _chain(merged)  # (n, m, D, D)
+    overflow = ~torch.isfinite(adapted).flatten(-2).all(-1)
+    if overflow.any():
+        i, q = (int(t) for t in overflow.nonzero()[0])
+        raise ValueError(
+            f"problem {i}, rank setting {q}: the adapted product overflows {adapted.dtype}: the "
+            "entries of targets and frozen are too large for this dtype"
+        )
     open_ = ~(torch.linalg.matrix_norm(adapted - intended) <= rtol * scale[:, None])
     if not open_.any():
         return

@@ -234,6 +234,11 @@ def construct(
     # inequality), and p.scale never exceeds the exact scale. If it is inconclusive, the spectral
     # error is computed (one SVD), and the exact scale only if the lower bound does not suffice.
     adapted = _adapted(ws, adapters)
+    if not torch.isfinite(adapted).all():
+        raise ValueError(
+            f"the adapted product overflows {adapted.dtype}: the entries of target and frozen "
+            "are too large for this dtype"
+        )
     if _deviation(p, ranks, adapted) <= rtol * p.scale:
         return adapters
     achieved = float(torch.linalg.matrix_norm(adapted - wbar, 2))
