@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from lora_theory import linear
 from lora_theory.linalg import AssumptionError, low_rank_approx, sigma, singular_values
 from lora_theory.linalg import numerical_rank as linalg_rank
+from lora_theory.linear import construction
 
 
 def spectral(a: torch.Tensor) -> float:
@@ -262,3 +263,35 @@ def test_a_wide_deep_construction_is_verified_by_its_spectral_error():
     assert float(torch.linalg.matrix_norm(adapted - intended)) > 1e-7 * scale
     gap = abs(spectral(adapted - target) - linear.min_error(target, frozen, 32))
     assert gap <= 1e-7 * scale
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), width=st.integers(1, 12), depth=st.integers(1, 4))
+def test_the_threshold_gram_path_is_the_svd_construction(seed, width, depth):
+    """At ``Σ R_l ≥ D`` the right singular vectors come from ``eigh(EᵀE)``: the same ``ΔW_l`` as
+    from the SVD (up to round-off), exact, each within its rank."""
+    target, frozen = random_instance(seed, width, depth)
+    rank = math.ceil(width / depth)
+    gram = linear.construct(target, frozen, rank)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(construction, "GRAM_FLOOR", math.inf)  # forces the SVD
+        svd = linear.construct(target, frozen, rank)
+    scale = spectral(target) + spectral(linear.error_matrix(torch.zeros_like(target), frozen))
+    for a, b in zip(gram, svd, strict=True):
+        assert a.inner_dim == b.inner_dim <= rank
+        assert spectral(a.delta() - b.delta()) <= 1e-8 * scale
+    assert spectral(linear.adapted_product(frozen, gram) - target) <= 1e-8 * scale
+
+
+@pytest.mark.parametrize("sigma_min", [0.0, 1e-7])
+def test_a_nearly_singular_error_matrix_takes_the_svd(sigma_min):
+    """``σ_D(E) / σ_1(E)`` below ``√GRAM_FLOOR``: the Gram matrix cannot tell rank ``D`` from
+    ``D − 1``, so the SVD decides; with ``σ_D(E) = 0`` the last direction gets no adapter."""
+    width, depth = 6, 2
+    target, frozen = random_instance(3, width, depth)
+    u, s, vh = torch.linalg.svd(linear.error_matrix(target, frozen))
+    s[-1] = sigma_min * s[0]
+    target = target - linear.error_matrix(target, frozen) + (u * s) @ vh
+    adapters = linear.construct(target, frozen, width // depth)
+    assert sum(a.inner_dim for a in adapters) == width - (sigma_min == 0.0)
+    assert spectral(linear.adapted_product(frozen, adapters) - target) <= 1e-9 * spectral(target)
