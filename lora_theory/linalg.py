@@ -162,7 +162,7 @@ def linear_problem(
             f"{tuple(ws[0].shape)}"
         )
     prod = product(ws)
-    if not torch.isfinite(wbar - prod).all():
+    if not checks.all_finite(wbar - prod):
         raise ValueError(
             f"the product of {names[1]} (or {names[0]} minus it) overflows {dtype}: the entries "
             "are too large for this dtype"

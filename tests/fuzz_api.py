@@ -376,6 +376,7 @@ def specs(tmp: Path) -> list[Spec]:
             {"width": lambda: 3, "input_bound": lambda: 1.0},
         ),
         # checks
+        Spec("checks.all_finite", checks.all_finite, {"t": lambda: mat()}),
         Spec(
             "checks.integer",
             checks.integer,

@@ -15,6 +15,8 @@ import re
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lora_theory import adapters, checks, fnn, linalg, linear, runtime
 from lora_theory.adapters import LoRAFactors
@@ -374,3 +376,26 @@ def test_fnn_round_off_target_has_rank_zero_and_tiny_rank_k_discrepancy_keeps_ra
     assert fnn.required_rank(target, frozen) == expected
     assert fnn.optimal_partition(target, frozen).rank <= expected
     assert fnn.optimal_partition(target, frozen).rank >= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=0, max_size=3),
+    special=st.sampled_from([None, math.nan, math.inf, -math.inf, 1e308]),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    seed=st.integers(0, 1000),
+)
+def test_all_finite_is_the_entrywise_check(shape, special, dtype, seed):
+    """The sum's shortcut never changes the answer: NaN, ±inf and entries whose sum overflows."""
+    t = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    if special == 1e308:  # finite float64 entries whose sum may overflow
+        t = t * 1e307
+    if special is not None:
+        t.view(-1)[seed % t.numel()] = special
+    t = t.to(dtype)
+    assert checks.all_finite(t) == bool(torch.isfinite(t).all())
+
+
+def test_all_finite_refuses_what_is_not_a_floating_tensor():
+    with pytest.raises(ValueError, match="t must be a floating tensor"):
+        checks.all_finite([1.0, 2.0])

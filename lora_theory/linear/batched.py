@@ -120,7 +120,7 @@ def construct_batch(
     checks.elements((n, m, depth + 2, width, width), "construct_batch")
     rtol = exact_rtol(dtype) if rtol is None else checks.real(rtol, "rtol", positive=True)
     prod = _chain(ws)
-    if not torch.isfinite(wbar - prod).all():
+    if not checks.all_finite(wbar - prod):
         raise ValueError(f"the frozen products overflow {dtype}: the entries are too large")
     u, s, vh = torch.linalg.svd(wbar - prod)
     scale = norm2_lower(torch.stack([wbar, prod], 1)).sum(1)  # (n,)
@@ -200,8 +200,8 @@ def _check_residuals(
     keep = (torch.arange(width) < k[:, None]).to(s.dtype)  # (m, D)
     intended = prod[:, None] + (u[:, None] * (s[:, None] * keep)[:, :, None, :]) @ vh[:, None]
     adapted = _chain(merged)  # (n, m, D, D)
-    overflow = ~torch.isfinite(adapted).flatten(-2).all(-1)
-    if overflow.any():
+    if not checks.all_finite(adapted):
+        overflow = ~torch.isfinite(adapted).flatten(-2).all(-1)
         i, q = (int(t) for t in overflow.nonzero()[0])
         raise ValueError(
             f"problem {i}, rank setting {q}: the adapted product overflows {adapted.dtype}: the "

@@ -81,7 +81,7 @@ def _problem(
     scale = float(norm2_lower(torch.stack([wbar, prod])).sum())
     tol = difference_tol(wbar, prod, scale=scale)
     gram = e.mT @ e if total >= e.shape[0] else None
-    if gram is not None and bool(torch.isfinite(gram).all()):  # EᵀE may overflow where E does not
+    if gram is not None and checks.all_finite(gram):  # EᵀE may overflow where E does not
         lam, v = torch.linalg.eigh(gram)
         low, high = float(lam[0]), float(lam[-1])
         if low >= GRAM_FLOOR * high and math.sqrt(max(low, 0.0)) > 2 * tol:
@@ -261,7 +261,7 @@ def construct(
     # inequality), and p.scale never exceeds the exact scale. If it is inconclusive, the spectral
     # error is computed (one SVD), and the exact scale only if the lower bound does not suffice.
     adapted = _adapted(ws, adapters)
-    if not torch.isfinite(adapted).all():
+    if not checks.all_finite(adapted):
         raise ValueError(
             f"the adapted product overflows {adapted.dtype}: the entries of target and frozen "
             "are too large for this dtype"
