@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lora_theory import linear
+from lora_theory import linalg, linear
 from lora_theory.linalg import AssumptionError, low_rank_approx, sigma, singular_values
 from lora_theory.linalg import numerical_rank as linalg_rank
 from lora_theory.linear import construction
@@ -266,21 +266,51 @@ def test_a_wide_deep_construction_is_verified_by_its_spectral_error():
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 10_000), width=st.integers(1, 12), depth=st.integers(1, 4))
-def test_the_threshold_gram_path_is_the_svd_construction(seed, width, depth):
-    """At ``Σ R_l ≥ D`` the right singular vectors come from ``eigh(EᵀE)``: the same ``ΔW_l`` as
-    from the SVD (up to round-off), exact, each within its rank."""
+@given(
+    seed=st.integers(0, 10_000),
+    width=st.integers(1, 12),
+    depth=st.integers(1, 4),
+    data=st.data(),
+)
+def test_the_gram_route_is_the_svd_construction(seed, width, depth, data):
+    """``V`` from ``eigh(EᵀE)``: the same error as from the SVD at every rank, and at the
+    threshold the same ``ΔW_l`` (up to round-off), each within its rank."""
     target, frozen = random_instance(seed, width, depth)
-    rank = math.ceil(width / depth)
+    rank = data.draw(st.integers(1, math.ceil(width / depth)), label="R")
     gram = linear.construct(target, frozen, rank)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(construction, "GRAM_FLOOR", math.inf)  # forces the SVD
+        mp.setattr(construction, "GRAM_FLOOR", math.inf)  # forces the SVD at the threshold
+        mp.setattr(construction, "GRAM_SHARE", 0.0)  # and below it
         svd = linear.construct(target, frozen, rank)
     scale = spectral(target) + spectral(linear.error_matrix(torch.zeros_like(target), frozen))
+    errors = [spectral(linear.adapted_product(frozen, a) - target) for a in (gram, svd)]
+    assert abs(errors[0] - errors[1]) <= 1e-9 * scale
     for a, b in zip(gram, svd, strict=True):
         assert a.inner_dim == b.inner_dim <= rank
-        assert spectral(a.delta() - b.delta()) <= 1e-8 * scale
-    assert spectral(linear.adapted_product(frozen, gram) - target) <= 1e-8 * scale
+        if rank * depth >= width:
+            assert spectral(a.delta() - b.delta()) <= 1e-8 * scale
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    width=st.integers(2, 12),
+    depth=st.integers(1, 3),
+    data=st.data(),
+)
+def test_the_gram_route_bounds_its_optimum(seed, width, depth, data):
+    """Below the threshold the route's ``gap`` bounds both the error of its ``σ_{k+1}(E)`` and
+    how far ``‖E − E V_k V_kᵀ‖₂`` is from it; where it cannot vouch, the SVD is used."""
+    target, frozen = random_instance(seed, width, depth)
+    k = data.draw(st.integers(1, width - 1), label="k")
+    wbar, ws, prod = linalg.linear_problem(target, frozen, torch.float64)
+    p = construction._problem(wbar, ws, prod, k, 1e-7)
+    sigma_next = float(torch.linalg.svdvals(wbar - prod)[k])
+    truncated = spectral(wbar - p.intended(k))
+    assert abs(truncated - sigma_next) <= p.gap + 1e-14 * p.scale
+    if p.gap:
+        assert p.rank_e == k and p.gap <= construction.GRAM_SHARE * 1e-7 * p.scale
+        assert abs(float(p.s[k]) - sigma_next) <= p.gap
 
 
 @pytest.mark.parametrize("sigma_min", [0.0, 1e-7])

@@ -40,19 +40,34 @@ class ConditioningWarning(UserWarning):
     """
 
 
-#: The threshold path takes ``E``'s right singular vectors from the eigendecomposition of the
-#: Gram matrix ``EᵀE`` (``torch.linalg.eigh``, 2–2.5× faster than an SVD at ``D = 64 … 1024``)
-#: when ``λ_min(EᵀE) ≥ GRAM_FLOOR · λ_max(EᵀE)``: the eigenvalues' absolute error is about
-#: ``D eps λ_max`` (``≤ 2.3e-13 λ_max`` at ``D = 1024``), so ``σ_D(E) > 0`` is then certain and
-#: ``rank(E) = D`` as the SVD would find it; otherwise the SVD is computed.
+#: Lemma 1 needs ``E``'s right singular vectors ``V`` in order, not ``U`` or an SVD: they come
+#: from the eigendecomposition of the Gram matrix ``EᵀE`` (``torch.linalg.eigh``, 2–2.5× faster
+#: than an SVD at ``D = 64 … 1024``) when it is safe. **At the threshold** (``Σ_l R_l ≥ D``) any
+#: orthonormal ``V`` gives ``∏W + E V Vᵀ = W̄``; the route is taken when
+#: ``λ_min(EᵀE) ≥ GRAM_FLOOR · λ_max(EᵀE)``, which makes ``σ_D(E) > 0`` certain (the
+#: eigenvalues' absolute error is about ``D eps λ_max``, ``≤ 2.3e-13 λ_max`` at ``D = 1024``)
+#: so that ``rank(E) = D`` as the SVD would find it.
 GRAM_FLOOR = 1e-10
+#: **Below the threshold** (``k = Σ_l R_l < D``) the optimum ``σ_{k+1}(E)`` must be known too.
+#: With ``Y = E V`` and ``C = YᵀY = diag(d) + O``: ``‖E − Y_k V_kᵀ‖₂² = λ_max(C_{⊥⊥})`` lies in
+#: ``[m, m + ‖O‖_F]``, ``m = max_{i>k} d_i``, and (Weyl) ``σ_{k+1}(E)²`` within ``‖O‖_F + δ`` of
+#: the ``(k+1)``-th largest ``d_i``, which is ``m`` when ``d`` keeps the order of the blocks;
+#: ``δ = GRAM_SAFETY · D · eps · max d`` is the first-order error of forming ``EᵀE``, ``Y`` and
+#: ``C`` (as the SVD's backward error is, a model, not a bound). That gives
+#: ``|‖E − Y_k V_kᵀ‖₂ − σ_{k+1}(E)| ≤ gap``, and the route is taken when
+#: ``gap ≤ GRAM_SHARE · rtol · scale`` and ``σ_k(E) > 0`` is certain; the self-check then
+#: spends ``gap`` of its tolerance on it. Otherwise the SVD is computed.
+GRAM_SAFETY, GRAM_SHARE = 10.0, 1e-2
 
 
 class _Problem(NamedTuple):
     """One validated problem with what every step needs, computed once: the frozen product, the
     right singular vectors ``V`` of ``E = U S Vᵀ`` (as ``vh = Vᵀ``) with ``us = E V = U S`` and
     ``S``, the scale ``‖W̄‖₂ + ‖∏W‖₂`` (a lower bound, see
-    :func:`~lora_theory.solves.norm2_lower`) and ``rank(E)``."""
+    :func:`~lora_theory.solves.norm2_lower`), ``rank(E)`` (from the Gram route below the
+    threshold: ``Σ_l R_l``, a lower bound of it, which is all the block boundaries need) and
+    ``gap``, the Gram route's bound on its optimum's error (``0`` otherwise; see
+    :data:`GRAM_SHARE`)."""
 
     wbar: torch.Tensor
     ws: list[torch.Tensor]
@@ -62,6 +77,7 @@ class _Problem(NamedTuple):
     vh: torch.Tensor
     scale: float
     rank_e: int
+    gap: float = 0.0
 
     def intended(self, total: int) -> torch.Tensor:
         """``∏W + LR_k(E)``, ``k = min(total, D)``: what the adapted product must equal (``W̄``
@@ -72,24 +88,51 @@ class _Problem(NamedTuple):
 
 
 def _problem(
-    wbar: torch.Tensor, ws: list[torch.Tensor], prod: torch.Tensor, total: int
+    wbar: torch.Tensor, ws: list[torch.Tensor], prod: torch.Tensor, total: int, rtol: float
 ) -> _Problem:
-    """The :class:`_Problem` of ``(W̄, W_1 … W_L)`` for ``total = Σ_l R_l``: at the threshold
-    (``total ≥ D``) from the Gram matrix when :data:`GRAM_FLOOR` allows (only ``V`` matters
-    there: ``∏W + E V Vᵀ = W̄`` for every orthonormal ``V``), else from the SVD of ``E``."""
+    """The :class:`_Problem` of ``(W̄, W_1 … W_L)`` for ``total = Σ_l R_l``: from the Gram
+    matrix where :data:`GRAM_FLOOR` or :data:`GRAM_SHARE` allows, else from the SVD of ``E``."""
     e = wbar - prod
     scale = float(norm2_lower(torch.stack([wbar, prod])).sum())
     tol = difference_tol(wbar, prod, scale=scale)
-    gram = e.mT @ e if total >= e.shape[0] else None
+    gram = e.mT @ e if total > 0 else None
     if gram is not None and checks.all_finite(gram):  # EᵀE may overflow where E does not
-        lam, v = torch.linalg.eigh(gram)
-        low, high = float(lam[0]), float(lam[-1])
-        if low >= GRAM_FLOOR * high and math.sqrt(max(low, 0.0)) > 2 * tol:
-            v = v.flip(-1)
-            us = e @ v
-            return _Problem(wbar, ws, prod, us, lam.flip(0).sqrt(), v.mT, scale, e.shape[0])
+        found = _gram_route(e, gram, total, tol, GRAM_SHARE * rtol * scale)
+        if found is not None:
+            us, s, vh, rank_e, gap = found
+            return _Problem(wbar, ws, prod, us, s, vh, scale, rank_e, gap)
     u, s, vh = torch.linalg.svd(e)
     return _Problem(wbar, ws, prod, u * s, s, vh, scale, int((s > tol).sum()))
+
+
+def _gram_route(
+    e: torch.Tensor, gram: torch.Tensor, total: int, tol: float, allowed: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, float] | None:
+    """``(E V, S, Vᵀ, rank(E) or Σ_l R_l, gap)`` from ``eigh(EᵀE)`` (``gram``), or ``None`` where
+    :data:`GRAM_FLOOR` (at the threshold) or :data:`GRAM_SHARE` (below it, ``allowed`` being its
+    share of the tolerance) rules the route out."""
+    width = e.shape[0]
+    lam, v = torch.linalg.eigh(gram)
+    v = v.flip(-1)
+    if total >= width:
+        low, high = float(lam[0]), float(lam[-1])
+        if low >= GRAM_FLOOR * high and math.sqrt(max(low, 0.0)) > 2 * tol:
+            return e @ v, lam.flip(0).sqrt(), v.mT, width, 0.0
+        return None
+    y = e @ v
+    c = y.mT @ y
+    d = c.diagonal()
+    rho = float(torch.linalg.matrix_norm(c - torch.diag(d)))
+    delta = GRAM_SAFETY * width * torch.finfo(e.dtype).eps * float(d.max())
+    kept, rest = float(d[:total].min()), float(d[total:].max())
+    if kept < rest or math.sqrt(max(kept - rho - delta, 0.0)) <= tol:  # order? σ_k(E) = 0?
+        return None
+    spread = 2 * (rho + delta)
+    floor = max(rest - rho - delta, 0.0)
+    gap = spread / (math.sqrt(rest) + math.sqrt(floor)) if rest > 0 else math.sqrt(spread)
+    if gap > allowed:
+        return None
+    return y, d.clamp_min(0).sqrt(), v.mT, total, gap
 
 
 def _adapted(ws: list[torch.Tensor], adapters: list[LoRAFactors]) -> torch.Tensor:
@@ -230,10 +273,10 @@ def construct(
     same ranks that stays exact in deep models (:mod:`lora_theory.conditioned`); ``"auto"`` tries
     sequential, conditioned unrefined, conditioned, and keeps the first within ``AUTO_RTOL``.
 
-    **Cost.** One SVD of ``E`` (at the threshold, ``Σ_l R_l ≥ D``, the cheaper eigendecomposition
-    of ``EᵀE`` when ``E`` is far from singular, see :data:`GRAM_FLOOR`), one LU factorization
-    per matrix it solves with (``2L − 1``), and
-    ``2(L − 1)`` batched triangular solves; above ``D =`` :data:`~lora_theory.solves.EXACT_WIDTH`
+    **Cost.** One eigendecomposition of ``EᵀE`` (2–2.5× cheaper than an SVD of ``E``), or the
+    SVD where that route cannot vouch for its result (:data:`GRAM_FLOOR`, :data:`GRAM_SHARE`),
+    one LU factorization per matrix it solves with (``2L − 1``), and ``2(L − 1)`` batched
+    triangular solves; above ``D =`` :data:`~lora_theory.solves.EXACT_WIDTH`
     the conditioning is the ``O(D²)`` estimate of :func:`~lora_theory.solves.conditioning` and
     the scale of the tolerance a lower bound (:func:`~lora_theory.solves.norm2_lower`), so no
     further SVD is needed unless the self-check below is inconclusive.
@@ -243,8 +286,9 @@ def construct(
     of ``σ_{ΣR_l+1}(E)`` (``rtol`` defaults to :func:`~lora_theory.linalg.exact_rtol`: ``1e-7``
     in float64): a wrong answer never comes back with only a warning. It first tries the
     certificate ``‖∏_l (W_l + B_l A_l) − (∏_l W_l + LR_k(E))‖_F ≤ rtol · scale`` (which bounds
-    the deviation by the triangle inequality, with the scale's lower bound), and computes the
-    spectral error only when that is inconclusive.
+    the deviation by the triangle inequality, with the scale's lower bound; from the Gram route
+    below the threshold, ``LR_k(E) = E V_k V_kᵀ`` and its ``gap`` is added to the left side),
+    and computes the spectral error only when that is inconclusive.
 
     Introduced in :ref:`pf-lemma1`.
     """
@@ -252,7 +296,7 @@ def construct(
     ranks = layer_ranks(rank, len(ws), ws[0].shape[0])
     rtol = exact_rtol(dtype) if rtol is None else checks.real(rtol, "rtol", positive=True)
     checks.choice(method, "method", METHODS)
-    p = _problem(wbar, ws, prod, sum(ranks))
+    p = _problem(wbar, ws, prod, sum(ranks), rtol)
     adapters, record = _best(p, ranks, method)
     for c in record:
         if c.ill_conditioned:
@@ -266,12 +310,14 @@ def construct(
             f"the adapted product overflows {adapted.dtype}: the entries of target and frozen "
             "are too large for this dtype"
         )
-    if _deviation(p, ranks, adapted) <= rtol * p.scale:
+    if _deviation(p, ranks, adapted) + p.gap <= rtol * p.scale:
         return adapters
     achieved = float(torch.linalg.matrix_norm(adapted - wbar, 2))
     optimum = float(p.s[sum(ranks)]) if sum(ranks) < p.s.numel() else 0.0
-    if abs(achieved - optimum) <= rtol * p.scale:
+    if abs(achieved - optimum) + p.gap <= rtol * p.scale:
         return adapters
+    if p.gap:  # the Gram route's optimum was not enough: the SVD's
+        optimum = float(torch.linalg.svdvals(wbar - prod)[sum(ranks)])
     scale = float(torch.linalg.matrix_norm(wbar, 2) + torch.linalg.matrix_norm(prod, 2))
     worst = max(record, key=lambda c: c.condition, default=None)
     where = "Lemma 1's construction" + (f" (worst solve {worst})" if worst else "")
@@ -292,5 +338,6 @@ def construction_conditioning(
     """
     wbar, ws, prod = linear_problem(target, frozen, checks.dtype(dtype))
     ranks = layer_ranks(rank, len(ws), ws[0].shape[0])
-    _, solved, _ = _construct(_problem(wbar, ws, prod, sum(ranks)), ranks)
+    p = _problem(wbar, ws, prod, sum(ranks), exact_rtol(wbar.dtype))
+    _, solved, _ = _construct(p, ranks)
     return tuple(Conditioning.of(name, f.matrix) for name, f in solved.items())
