@@ -132,7 +132,8 @@ def _gram_route(
     gap = spread / (math.sqrt(rest) + math.sqrt(floor)) if rest > 0 else math.sqrt(spread)
     if gap > allowed:
         return None
-    return y, d.clamp_min(0).sqrt(), v.mT, total, gap
+    # S: the sorted √d_i, so that S[k] = √m, the value the gap is about
+    return y, d.sort(descending=True).values.clamp_min(0).sqrt(), v.mT, total, gap
 
 
 def _norm2(a: torch.Tensor) -> float:
