@@ -120,3 +120,19 @@ def test_below_the_threshold_auto_is_the_sequential_construction():
     adapters = linear.construct(target, frozen, 2, method="auto")
     err = float(torch.linalg.matrix_norm(linear.adapted_product(frozen, adapters) - target, 2))
     assert err == pytest.approx(linear.min_error(target, frozen, 2), rel=1e-9)
+
+
+def test_refine_keeps_its_budget_and_never_ends_worse():
+    """``_refine`` on the Rosenbrock function: a budget of 3 iterations improves on the start
+    and stops; a large one (with restarts) reaches the minimum at (1, 1)."""
+
+    def rosenbrock(v: torch.Tensor) -> torch.Tensor:
+        return (1 - v[0]) ** 2 + 100 * (v[1] - v[0] ** 2) ** 2
+
+    start = torch.tensor([-1.5, 2.0], dtype=torch.float64)
+    short = start.clone().requires_grad_(True)
+    conditioned._refine(short, 3, lambda: rosenbrock(short))
+    assert float(rosenbrock(short.detach())) < float(rosenbrock(start))
+    long = start.clone().requires_grad_(True)
+    conditioned._refine(long, 500, lambda: rosenbrock(long))
+    torch.testing.assert_close(long.detach(), torch.ones(2, dtype=torch.float64), atol=1e-4, rtol=0)
