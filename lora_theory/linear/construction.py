@@ -285,9 +285,9 @@ def construct(
     sequential, conditioned unrefined, conditioned, and keeps the first within ``AUTO_RTOL``.
 
     **Cost.** One eigendecomposition of ``EᵀE`` (2–2.5× cheaper than an SVD of ``E``), or the
-    SVD where that route cannot vouch for its result (:data:`GRAM_FLOOR`, :data:`GRAM_SHARE`),
-    one LU factorization per matrix it solves with (``2L − 1``), and ``2(L − 1)`` batched
-    triangular solves; above ``D =`` :data:`~lora_theory.solves.EXACT_WIDTH`
+    SVD where that route cannot vouch for its result (``GRAM_FLOOR``, ``GRAM_SHARE`` of
+    ``linear.construction``), one LU factorization per matrix it solves with (``2L − 1``), and
+    ``2(L − 1)`` batched triangular solves; above ``D =`` :data:`~lora_theory.solves.EXACT_WIDTH`
     the conditioning is the ``O(D²)`` estimate of :func:`~lora_theory.solves.conditioning` and
     the scale of the tolerance a lower bound (:func:`~lora_theory.solves.norm2_lower`), so no
     further SVD is needed unless the self-check below is inconclusive.
