@@ -10,6 +10,7 @@ Introduced in :ref:`ch-linear`.
 
 from __future__ import annotations
 
+import cmath
 import math
 import numbers
 import os
@@ -108,7 +109,7 @@ def all_finite(t: torch.Tensor) -> bool:
     """
     if not isinstance(t, torch.Tensor) or not (t.dtype.is_floating_point or t.is_complex()):
         raise ValueError(f"t must be a floating tensor, got {type(t).__name__}")
-    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+    return cmath.isfinite(t.sum().item()) or bool(torch.isfinite(t).all())
 
 
 def tensor(x: object, name: str, dtype: torch.dtype = torch.float64) -> torch.Tensor:

@@ -117,6 +117,11 @@ def product(mats: Sequence[torch.Tensor]) -> torch.Tensor:
                 f"mats[{i}] of shape {tuple(mats[i].shape)} ({mats[i].dtype}) cannot follow "
                 f"mats[{i - 1}] of shape {tuple(mats[i - 1].shape)} ({mats[i - 1].dtype})"
             )
+    return _chain(mats)
+
+
+def _chain(mats: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``W_L ⋯ W_1`` of checked, conformable matrices (:func:`product` without its checks)."""
     out = mats[0]
     for m in mats[1:]:
         out = m @ out
@@ -161,7 +166,7 @@ def linear_problem(
             f"{names[0]} has shape {tuple(wbar.shape)} but the matrices of {names[1]} are "
             f"{tuple(ws[0].shape)}"
         )
-    prod = product(ws)
+    prod = _chain(ws)  # ws checked above
     if not checks.all_finite(wbar - prod):
         raise ValueError(
             f"the product of {names[1]} (or {names[0]} minus it) overflows {dtype}: the entries "

@@ -50,6 +50,13 @@ class LUFactorization:
         a = checks.tensor(a, name, a.dtype if keep else torch.float64)  # type: ignore[union-attr]
         if a.ndim < 2 or a.shape[-1] != a.shape[-2] or a.shape[-1] == 0:
             raise ValueError(f"{name} must be square, (..., D, D) with D ≥ 1; got {tuple(a.shape)}")
+        return cls.unchecked(name, a)
+
+    @classmethod
+    def unchecked(cls, name: str, a: torch.Tensor) -> LUFactorization:
+        """:meth:`of` without its checks, for a finite real ``(..., D, D)`` tensor the caller
+        formed itself from checked input (a construction's inner loop, where the checks cost as
+        much as the factorization at ``D = 16``)."""
         lu, pivots, info = torch.linalg.lu_factor_ex(a)
         return cls(name, a, lu, pivots, info > 0)
 
@@ -63,9 +70,10 @@ class LUFactorization:
         if b.ndim < 2 or b.shape[axis] != width:
             side = "(..., D, k)" if left else "(..., k, D)"
             raise ValueError(f"b must be {side} with D = {width}, got shape {tuple(b.shape)}")
-        return self._solve(b, left)
+        return self.solve_unchecked(b, left)
 
-    def _solve(self, b: torch.Tensor, left: bool) -> torch.Tensor:
+    def solve_unchecked(self, b: torch.Tensor, left: bool = True) -> torch.Tensor:
+        """:meth:`solve` without its checks, for a finite ``b`` of the right shape and dtype."""
         if left:
             return torch.linalg.lu_solve(self.lu, self.pivots, b)
         return torch.linalg.lu_solve(self.lu, self.pivots, b.mT, adjoint=True).mT
@@ -78,10 +86,10 @@ class LUFactorization:
         x = torch.full((*self.lu.shape[:-1], 1), 1.0 / n, dtype=dtype)
         i = torch.arange(n, dtype=dtype)
         alt = torch.where(i % 2 == 0, 1.0, -1.0) * (1 + i / max(n - 1, 1))
-        y = self._solve(alt.expand_as(x[..., 0]).unsqueeze(-1), True)
+        y = self.solve_unchecked(alt.expand_as(x[..., 0]).unsqueeze(-1))
         best = y.abs().sum((-2, -1)) / alt.abs().sum()
         for _ in range(CONDITION_ITERATIONS):
-            y = self._solve(x, True)
+            y = self.solve_unchecked(x)
             best = torch.maximum(best, y.abs().sum((-2, -1)))
             sign = torch.where(y >= 0, 1.0, -1.0).to(dtype)
             z = torch.linalg.lu_solve(self.lu, self.pivots, sign, adjoint=True)
@@ -91,17 +99,28 @@ class LUFactorization:
         return torch.where(self.zero_pivot, torch.inf, best)
 
 
-#: Widest ``D`` for which :func:`conditioning` and :func:`norm2_lower` are exact: one batched
-#: SVD costs less there than the estimators (their Python overhead dominates at small ``D``).
-#: Measured on two cores, two matrices: ``D = 16`` 43 µs against 286 µs, ``D = 64`` about
-#: equal (0.3 ms), ``D = 128`` 1.4 ms against 0.4 ms; above it the ``O(D²)`` estimates.
-EXACT_WIDTH = 64
+#: Widest ``D`` for which :func:`conditioning` is exact: one batched SVD costs less there than
+#: the estimator, whose Python overhead dominates at small ``D``. Measured on two cores, six
+#: matrices: ``D = 16`` 79 µs against 287 µs, ``D = 32`` 259 µs against 235 µs, ``D = 64``
+#: 1.6 ms against 0.48 ms.
+EXACT_WIDTH = 32
+#: Widest ``D`` for which :func:`conditioning` runs the estimator on all matrices at once (one
+#: stacked factorization): six matrices at ``D = 256``, 0.73 ms against 2.0 ms one at a time.
+#: Above it one matrix at a time, as torch's batched ``lu_solve`` on the CPU costs about 20× a
+#: single solve at ``D = 1024`` (six matrices: 32 ms against 13 ms).
+BATCH_WIDTH = 256
+#: Widest ``D`` for which :func:`norm2_lower` is exact: two matrices at ``D = 64``, the SVD's
+#: 0.51 ms against 0.58 ms for the power iteration; ``D = 256`` 13.6 ms against 1.6 ms.
+NORM_EXACT_WIDTH = 64
+
+_FIELDS = ("matrix", "lu", "pivots", "zero_pivot")  # the tensors of an LUFactorization
 
 
 def conditioning(factorizations: Sequence[LUFactorization]) -> list[Conditioning]:
     """The :class:`~lora_theory.linalg.Conditioning` of each factorized ``D × D`` matrix: exact
     (one batched SVD) up to ``D =`` :data:`EXACT_WIDTH`; above it ``estimated=True``,
-    ``κ₁ ≈ ‖A‖₁ ‖A⁻¹‖₁`` from :meth:`LUFactorization.inverse_norm1` of each.
+    ``κ₁ ≈ ‖A‖₁ ‖A⁻¹‖₁`` from :meth:`LUFactorization.inverse_norm1` of each (of all at once up
+    to :data:`BATCH_WIDTH`).
 
     Introduced in :ref:`pf-lemma1`.
     """
@@ -115,16 +134,23 @@ def conditioning(factorizations: Sequence[LUFactorization]) -> list[Conditioning
     shapes = {(f.matrix.shape, f.matrix.dtype) for f in factorizations}
     if len(shapes) > 1 or factorizations[0].matrix.ndim != 2:
         raise ValueError(f"factorizations must be of (D, D) matrices of one shape, got {shapes}")
-    if factorizations[0].matrix.shape[-1] <= EXACT_WIDTH:
+    width = factorizations[0].matrix.shape[-1]
+    if width <= EXACT_WIDTH:
         values = torch.linalg.svdvals(torch.stack([f.matrix for f in factorizations]))
         return [
             Conditioning(f.name, smin, math.inf if smin == 0.0 else smax / smin)
             for f, (smax, smin) in zip(factorizations, values[:, [0, -1]].tolist(), strict=True)
         ]
-    # One matrix at a time: torch's batched lu_solve on the CPU costs ~20× a single solve at
-    # D = 1024 (8 ms against 0.4 ms for one vector), which a stacked batch would pay per step.
-    inverse = [float(f.inverse_norm1()) for f in factorizations]
-    norms = [float(torch.linalg.matrix_norm(f.matrix, 1)) for f in factorizations]
+    if width <= BATCH_WIDTH:
+        stacked = LUFactorization(
+            "stacked",
+            *(torch.stack([getattr(f, k) for f in factorizations]) for k in _FIELDS),
+        )
+        inverse = stacked.inverse_norm1().tolist()
+        norms = torch.linalg.matrix_norm(stacked.matrix, 1).tolist()
+    else:
+        inverse = [float(f.inverse_norm1()) for f in factorizations]
+        norms = [float(torch.linalg.matrix_norm(f.matrix, 1)) for f in factorizations]
     out = []
     for f, inv, norm in zip(factorizations, inverse, norms, strict=True):
         cond = norm * inv
@@ -140,7 +166,7 @@ POWER_ITERATIONS, POWER_BLOCK = 4, 8
 
 def norm2_lower(a: torch.Tensor) -> torch.Tensor:
     """A lower bound of ``‖a‖₂`` (shape: the batch of ``a``, ``(..., m, n)``): exact up to
-    :data:`EXACT_WIDTH` rows and columns; above it ``σ_1(a Q) ≤ σ_1(a)`` for the orthonormal
+    :data:`NORM_EXACT_WIDTH` rows and columns; above it ``σ_1(a Q) ≤ σ_1(a)`` for the orthonormal
     ``Q`` (``n × 8``) of a block power iteration on ``aᵀa`` from a fixed start, which approaches
     ``σ_1`` geometrically. Each iteration reads ``a`` twice (``O(mn)``), against ``O(mn²)`` for an
     SVD, which matters for the tolerances of a construction at ``D ≥ 256``.
@@ -151,7 +177,7 @@ def norm2_lower(a: torch.Tensor) -> torch.Tensor:
     a = checks.tensor(a, "a", a.dtype if keep else torch.float64)  # type: ignore[union-attr]
     if a.ndim < 2 or a.numel() == 0:
         raise ValueError(f"a must be a non-empty (..., m, n) tensor, got shape {tuple(a.shape)}")
-    if max(a.shape[-2:]) <= EXACT_WIDTH:
+    if max(a.shape[-2:]) <= NORM_EXACT_WIDTH:
         return torch.linalg.matrix_norm(a, 2)
     n = a.shape[-1]
     start = torch.randn(n, min(POWER_BLOCK, n), generator=torch.Generator().manual_seed(0))

@@ -68,6 +68,10 @@ MODULES = (
 ).split()
 #: Public names that are not called: constants, abstract bases and re-exported modules.
 NOT_CALLED = {
+    "solves.LUFactorization.unchecked": "of without its checks, by design (a construction's inner "
+    "loop on matrices it formed); its checked door LUFactorization.of is fuzzed",
+    "solves.LUFactorization.solve_unchecked": "solve without its checks, by design; its checked "
+    "door LUFactorization.solve is fuzzed",
     "fnn.Partition": "a type alias (tuple of blocks), not a function",
     "transformer.forward": "the stacked forward pass the engine calls every training step "
     "(TFNStack.forward): no checks there; its checked door is TFN.__call__, fuzzed",

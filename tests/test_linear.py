@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -245,7 +247,7 @@ def test_telescoping_identity():
 
 @pytest.mark.filterwarnings("ignore::lora_theory.linear.ConditioningWarning")
 def test_a_wide_deep_construction_is_verified_by_its_spectral_error():
-    """D = 256 > ``solves.EXACT_WIDTH``: the tolerances come from lower bounds and the
+    """D = 256 > ``solves.NORM_EXACT_WIDTH``: the tolerances come from lower bounds and the
     conditioning from estimates. Here the adapted product is ~1e-5 (Frobenius) away from
     ``∏W + LR_k(E)``, so the cheap certificate is inconclusive and the spectral error decides;
     Lemma 1's claim (the spectral error equals ``σ_{RL+1}(E)``) still holds to 1e-7."""
@@ -265,6 +267,14 @@ def test_a_wide_deep_construction_is_verified_by_its_spectral_error():
     assert gap <= 1e-7 * scale
 
 
+@contextlib.contextmanager
+def gram_route_at_every_width() -> Iterator[None]:
+    """The Gram route also at the small widths of these tests (it is tried above ``GRAM_WIDTH``)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(construction, "GRAM_WIDTH", 0)
+        yield
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
@@ -277,11 +287,9 @@ def test_the_gram_route_is_the_svd_construction(seed, width, depth, data):
     threshold the same ``ΔW_l`` (up to round-off), each within its rank."""
     target, frozen = random_instance(seed, width, depth)
     rank = data.draw(st.integers(1, math.ceil(width / depth)), label="R")
-    gram = linear.construct(target, frozen, rank)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(construction, "GRAM_FLOOR", math.inf)  # forces the SVD at the threshold
-        mp.setattr(construction, "GRAM_SHARE", 0.0)  # and below it
-        svd = linear.construct(target, frozen, rank)
+    with gram_route_at_every_width():
+        gram = linear.construct(target, frozen, rank)
+    svd = linear.construct(target, frozen, rank)
     scale = spectral(target) + spectral(linear.error_matrix(torch.zeros_like(target), frozen))
     errors = [spectral(linear.adapted_product(frozen, a) - target) for a in (gram, svd)]
     assert abs(errors[0] - errors[1]) <= 1e-9 * scale
@@ -304,7 +312,8 @@ def test_the_gram_route_bounds_its_optimum(seed, width, depth, data):
     target, frozen = random_instance(seed, width, depth)
     k = data.draw(st.integers(1, width - 1), label="k")
     wbar, ws, prod = linalg.linear_problem(target, frozen, torch.float64)
-    p = construction._problem(wbar, ws, prod, k, 1e-7)
+    with gram_route_at_every_width():
+        p = construction._problem(wbar, ws, prod, k, 1e-7)
     sigma_next = float(torch.linalg.svdvals(wbar - prod)[k])
     truncated = spectral(wbar - p.intended(k))
     assert abs(truncated - sigma_next) <= p.gap + 1e-14 * p.scale
@@ -322,6 +331,7 @@ def test_a_nearly_singular_error_matrix_takes_the_svd(sigma_min):
     u, s, vh = torch.linalg.svd(linear.error_matrix(target, frozen))
     s[-1] = sigma_min * s[0]
     target = target - linear.error_matrix(target, frozen) + (u * s) @ vh
-    adapters = linear.construct(target, frozen, width // depth)
+    with gram_route_at_every_width():
+        adapters = linear.construct(target, frozen, width // depth)
     assert sum(a.inner_dim for a in adapters) == width - (sigma_min == 0.0)
     assert spectral(linear.adapted_product(frozen, adapters) - target) <= 1e-9 * spectral(target)

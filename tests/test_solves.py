@@ -68,13 +68,15 @@ def test_conditioning_is_exact_up_to_the_exact_width(width):
         assert c.condition == pytest.approx(ref.condition, rel=1e-10)
 
 
-def test_conditioning_is_estimated_above_the_exact_width():
-    width = solves.EXACT_WIDTH + 32
-    m = gaussian(3, (width, width), 7)
-    (c,) = solves.conditioning([solves.LUFactorization.of("W", m)])
-    kappa_1 = float(torch.linalg.cond(m, 1))
-    assert c.estimated and "estimate" in str(c)
-    assert kappa_1 / 10 <= c.condition <= kappa_1 * (1 + 1e-9)
+@pytest.mark.parametrize("width", [solves.EXACT_WIDTH + 32, solves.BATCH_WIDTH + 32])
+def test_conditioning_is_estimated_above_the_exact_width(width):
+    """All matrices at once up to ``BATCH_WIDTH``, one at a time above it: the same bounds."""
+    mats = [gaussian(s, (width, width), 7) for s in (3, 4)]
+    got = solves.conditioning([solves.LUFactorization.of(f"W_{k}", m) for k, m in enumerate(mats)])
+    for c, m in zip(got, mats, strict=True):
+        kappa_1 = float(torch.linalg.cond(m, 1))
+        assert c.estimated and "estimate" in str(c)
+        assert kappa_1 / 10 <= c.condition <= kappa_1 * (1 + 1e-9)
 
 
 @settings(max_examples=30, deadline=None)
@@ -84,7 +86,7 @@ def test_norm2_lower_never_exceeds_the_spectral_norm(seed, rows, cols):
     exact = float(torch.linalg.matrix_norm(a, 2))
     lower = float(solves.norm2_lower(a))
     assert lower <= exact * (1 + 1e-12)
-    if max(rows, cols) <= solves.EXACT_WIDTH:
+    if max(rows, cols) <= solves.NORM_EXACT_WIDTH:
         assert lower == pytest.approx(exact, rel=1e-12)
     else:
         assert lower >= 0.9 * exact  # power iteration, 30 steps, on a Gaussian matrix
