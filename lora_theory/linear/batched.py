@@ -133,31 +133,27 @@ def construct_batch(
         lu, piv, info = torch.linalg.lu_factor_ex(ws[:, k])
         _refuse_zero_pivot(info > 0, f"W_{k + 1}", (bounds[..., k] > 0))
         xs.insert(0, torch.linalg.lu_solve(lu, piv, xs[0]))
-    j = torch.arange(width)
-    layer_of = (j[None, None, :, None] >= bounds[:, :, None, 1:-1]).sum(-1)  # (n, m, D)
-    top = bounds[:, :, -1:]  # (n, m, 1)
-    live = j < top  # columns used at all
-    idx = torch.arange(n)[:, None, None]
-    b = torch.stack(xs, 1)[idx, layer_of, :, j].mT * live[:, :, None, :]  # (n, m, D, D)
-    a = vh[:, None] * live[..., None]
+    top = bounds[:, :, -1]  # (n, m): columns used at all
     inner = bounds[..., 1:] - bounds[..., :-1]  # (n, m, L)
-    pos, valid = _positions(bounds, inner, width)
-    i, q = torch.arange(n)[:, None, None, None], torch.arange(m)[None, :, None, None]
-    big_b = b[i, q, :, pos].movedim(-1, -2) * valid[..., None, :]  # (n, m, L, D, r)
-    big_a, merged = [], []
+    pos, valid = _positions(bounds, inner, width)  # (n, m, L, r)
+    i = torch.arange(n)[:, None, None, None]
+    # B_l: the columns J_l of X_l; A_l starts as the rows J_l of Vᵀ. Padding is zero.
+    x = torch.stack(xs, 1)  # (n, L, D, D)
+    big_b = x[i, torch.arange(depth)[:, None], :, pos].movedim(-1, -2) * valid[..., None, :]
+    big_a = list((vh[i, pos] * valid[..., None]).unbind(2))  # L × (n, m, r, D)
+    merged, adapted = [], None
     for layer in range(depth):
-        # the rows of this layer are final: they were solved with W'_1 … W'_{l−1}
-        big_a.append(a[i[..., 0], q[..., 0], pos[:, :, layer], :] * valid[:, :, layer, :, None])
-        merged.append(ws[:, None, layer] + big_b[:, :, layer] @ big_a[-1])
-        if layer < depth - 1:  # rows of the layers above: A ← A W'_l^{-1}
-            hi = bounds[:, :, layer + 1 : layer + 2]
+        # A_l is final: it was solved with W'_1 … W'_{l−1}
+        merged.append(ws[:, None, layer] + big_b[:, :, layer] @ big_a[layer])
+        adapted = merged[-1] if adapted is None else merged[-1] @ adapted
+        hi = bounds[:, :, layer + 1]
+        if layer < depth - 1 and bool((hi < top).any()):  # the layers above: A ← A W'_l^{-1}
             lu, piv, info = torch.linalg.lu_factor_ex(merged[-1])
-            name = f"W_{layer + 1} + ΔW_{layer + 1}"
-            _refuse_zero_pivot(info > 0, name, hi[..., 0] < top[..., 0])
-            rows = ((j >= hi) & live)[..., None]
-            a = torch.where(rows, torch.linalg.lu_solve(lu, piv, a.mT, adjoint=True).mT, a)
-    merged_all = torch.stack(merged, 2)  # (n, m, L, D, D)
-    _check_residuals(merged_all, prod, (u, s, vh), wbar, per_layer.sum(1), scale, rtol)
+            _refuse_zero_pivot(info > 0, f"W_{layer + 1} + ΔW_{layer + 1}", hi < top)
+            above = torch.cat(big_a[layer + 1 :], -2)
+            solved = torch.linalg.lu_solve(lu, piv, above.mT, adjoint=True).mT
+            big_a[layer + 1 :] = solved.split(pos.shape[-1], -2)
+    _check_residuals(adapted, merged, prod, (u, s, vh), wbar, per_layer.sum(1), scale, rtol)
     return BatchedAdapters(big_b, torch.stack(big_a, 2), inner)
 
 
@@ -184,7 +180,8 @@ def _refuse_zero_pivot(zero: torch.Tensor, name: str, needed: torch.Tensor) -> N
 
 
 def _check_residuals(
-    merged: torch.Tensor,
+    adapted: torch.Tensor,
+    merged: list[torch.Tensor],
     prod: torch.Tensor,
     svd: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     wbar: torch.Tensor,
@@ -193,13 +190,14 @@ def _check_residuals(
     rtol: float,
 ) -> None:
     """Every entry's self-check, as in :func:`~lora_theory.linear.construct`: the Frobenius
-    distance to ``∏W + LR_k(E)`` first, the spectral error only where that leaves it open."""
+    distance to ``∏W + LR_k(E)`` first, the spectral error only where that leaves it open.
+    ``adapted`` ``(n, m, D, D)`` is the product of the adapted layers ``merged`` (``L ×
+    (n, m, D, D)``)."""
     u, s, vh = svd
     width = wbar.shape[-1]
     k = total.clamp(max=width)  # (m,)
     keep = (torch.arange(width) < k[:, None]).to(s.dtype)  # (m, D)
-    intended = prod[:, None] + (u[:, None] * (s[:, None] * keep)[:, :, None, :]) @ vh[:, None]
-    adapted = _chain(merged)  # (n, m, D, D)
+    n, m = adapted.shape[:2]
     if not checks.all_finite(adapted):
         overflow = ~torch.isfinite(adapted).flatten(-2).all(-1)
         i, q = (int(t) for t in overflow.nonzero()[0])
@@ -207,7 +205,12 @@ def _check_residuals(
             f"problem {i}, rank setting {q}: the adapted product overflows {adapted.dtype}: the "
             "entries of targets and frozen are too large for this dtype"
         )
-    open_ = ~(torch.linalg.matrix_norm(adapted - intended) <= rtol * scale[:, None])
+    # adapted − (∏W + U diag(s ⊙ keep_q) Vᵀ) for every q, the low-rank part subtracted by one
+    # fused (m D × D) @ (D × D) product per problem
+    us = (u[:, None] * (s[:, None] * keep)[:, :, None, :]).reshape(n, m * width, width)
+    shifted = (adapted - prod[:, None]).reshape(n, m * width, width)
+    residual = torch.baddbmm(shifted, us, vh, alpha=-1).view(n, m, width, width)
+    open_ = ~(torch.linalg.matrix_norm(residual) <= rtol * scale[:, None])
     if not open_.any():
         return
     i, q = open_.nonzero().unbind(1)
@@ -219,7 +222,7 @@ def _check_residuals(
     if not missed.any():
         return
     f = int(missed.nonzero()[0, 0])
-    mats = merged[i[f], q[f]]
+    mats = torch.stack([w[i[f], q[f]] for w in merged])
     cond = torch.linalg.cond(mats).max()
     where = f"problem {int(i[f])}, rank setting {int(q[f])} (and {int(missed.sum()) - 1} more)"
     if cond >= SINGULAR_CONDITION:
