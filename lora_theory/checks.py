@@ -98,7 +98,7 @@ def probability(value: object, name: str) -> float:
 
 
 def all_finite(t: torch.Tensor) -> bool:
-    """Whether every entry of the floating tensor ``t`` is finite.
+    """Whether every entry of the floating (or complex) tensor ``t`` is finite.
 
     First the sum: IEEE arithmetic carries a NaN or an infinity into it (``inf − inf`` is NaN),
     so a finite sum proves every entry finite, and one reduction costs a tenth of
@@ -108,7 +108,7 @@ def all_finite(t: torch.Tensor) -> bool:
     Introduced in :ref:`ch-linear`.
     """
     if not isinstance(t, torch.Tensor) or not (t.dtype.is_floating_point or t.is_complex()):
-        raise ValueError(f"t must be a floating tensor, got {type(t).__name__}")
+        raise ValueError(f"t must be a floating or complex tensor, got {type(t).__name__}")
     return cmath.isfinite(t.sum().item()) or bool(torch.isfinite(t).all())
 
 

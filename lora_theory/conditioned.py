@@ -170,6 +170,8 @@ def _refine(v: torch.Tensor, steps: int, objective: Callable[[], torch.Tensor]) 
         opt = torch.optim.LBFGS([v], max_iter=remaining, line_search_fn="strong_wolfe")
         first = float(opt.step(closure).detach())
         remaining -= opt.state[v]["n_iter"]
+        if remaining <= 0:  # the budget is spent: no restart to decide on
+            return
         with torch.no_grad():
             if not float(objective()) < first - RESTART_GAIN:
                 return
