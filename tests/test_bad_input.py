@@ -397,5 +397,5 @@ def test_all_finite_is_the_entrywise_check(shape, special, dtype, seed):
 
 
 def test_all_finite_refuses_what_is_not_a_floating_tensor():
-    with pytest.raises(ValueError, match="t must be a floating tensor"):
+    with pytest.raises(ValueError, match="t must be a floating or complex tensor"):
         checks.all_finite([1.0, 2.0])
