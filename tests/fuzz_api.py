@@ -621,6 +621,11 @@ def specs(tmp: Path) -> list[Spec]:
         ),
         Spec("linear.construction_conditioning", linear.construction_conditioning, dict(LIN)),
         Spec(
+            "linear.precision_check",
+            linear.precision_check,
+            {**LIN, "rank": lambda: 2, "digits": lambda: 30},
+        ),
+        Spec(
             "linear.construct_batch",
             linear.construct_batch,
             {

@@ -68,6 +68,7 @@ MODULES = (
 ).split()
 #: Public names that are not called: constants, abstract bases and re-exported modules.
 NOT_CALLED = {
+    "linear.PrecisionCheck": "a NamedTuple record returned by precision_check",
     "solves.LUFactorization.unchecked": "of without its checks, by design (a construction's inner "
     "loop on matrices it formed); its checked door LUFactorization.of is fuzzed",
     "solves.LUFactorization.solve_unchecked": "solve without its checks, by design; its checked "

@@ -19,7 +19,9 @@ only the sum ``Σ_l R_l`` matters (the error is ``σ_{ΣR_l + 1}(E)``).
 * ``.assumptions`` — the non-singularity hypothesis, matrix by matrix (:func:`diagnose`);
 * ``.construction`` — :func:`construct` (one LU factorization per matrix it solves with, one SVD
   of ``E``, a self-check that needs no further SVD unless it is inconclusive);
-* ``.batched`` — :func:`construct_batch`: problems × ranks in one call.
+* ``.batched`` — :func:`construct_batch`: problems × ranks in one call;
+* ``.precision`` — :func:`precision_check`: the sequential solution in extended precision,
+  stored in float64 (does more precision in the design step help?).
 
 Introduced in :ref:`ch-linear`.
 """
@@ -42,6 +44,7 @@ from .model import (
     required_rank,
     telescoping_terms,
 )
+from .precision import PrecisionCheck, precision_check
 
 __all__ = [
     "AUTO_RTOL",
@@ -49,6 +52,7 @@ __all__ = [
     "AssumptionReport",
     "BatchedAdapters",
     "ConditioningWarning",
+    "PrecisionCheck",
     "adapted_product",
     "check_inputs",
     "construct",
@@ -58,6 +62,7 @@ __all__ = [
     "error_matrix",
     "min_error",
     "population_mse",
+    "precision_check",
     "required_rank",
     "telescoping_terms",
 ]
