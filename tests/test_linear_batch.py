@@ -115,3 +115,18 @@ def test_an_overflowing_adapted_product_is_named_not_a_conditioning_failure():
     for method in linear.METHODS:
         with pytest.raises(ValueError, match=r"overflows torch.float64: the entries"):
             linear.construct(targets[0], list(frozen[0]), 1, method=method)
+
+
+def test_a_singular_adapted_layer_with_nothing_above_it_is_not_solved_with():
+    """``W̄ = diag(1, 0)``, ``W_1 = W_2 = I``, ranks ``[2, 0]``: ``W'_1 = diag(1, 0)`` is exactly
+    singular, but no layer above has rows to solve with it, so the entry is exact (as in
+    :func:`linear.construct`) and no NaN from a 0/0 in its solve reaches the other layers."""
+    diagonals = torch.tensor([[1.0, 0.0], [2.0, 3.0]], dtype=torch.float64)
+    targets = torch.diag_embed(diagonals)  # the second problem does solve with W'_1 at R = 1
+    frozen = torch.eye(2, dtype=torch.float64).expand(2, 2, 2, 2).clone()
+    out = linear.construct_batch(targets, frozen, [[2, 0], 1])
+    assert bool(torch.isfinite(out.B).all() and torch.isfinite(out.A).all())
+    for i in range(2):
+        for q in range(2):
+            adapted = linear.adapted_product(list(frozen[i]), out.problem(i, q))
+            torch.testing.assert_close(adapted, targets[i], rtol=0, atol=1e-15)

@@ -148,10 +148,13 @@ def construct_batch(
         adapted = merged[-1] if adapted is None else merged[-1] @ adapted
         hi = bounds[:, :, layer + 1]
         if layer < depth - 1 and bool((hi < top).any()):  # the layers above: A ← A W'_l^{-1}
+            needed = hi < top  # (n, m): entries with rows above this layer
             lu, piv, info = torch.linalg.lu_factor_ex(merged[-1])
-            _refuse_zero_pivot(info > 0, f"W_{layer + 1} + ΔW_{layer + 1}", hi < top)
+            _refuse_zero_pivot(info > 0, f"W_{layer + 1} + ΔW_{layer + 1}", needed)
             above = torch.cat(big_a[layer + 1 :], -2)
             solved = torch.linalg.lu_solve(lu, piv, above.mT, adjoint=True).mT
+            # an entry with nothing above keeps its zero rows (W'_l may be singular there)
+            solved = torch.where(needed[..., None, None], solved, above)
             big_a[layer + 1 :] = solved.split(pos.shape[-1], -2)
     _check_residuals(adapted, merged, prod, (u, s, vh), wbar, per_layer.sum(1), scale, rtol)
     return BatchedAdapters(big_b, torch.stack(big_a, 2), inner)
