@@ -49,16 +49,16 @@ from .linalg import (
 )
 
 #: L-BFGS iterations of :func:`adapters`, restarts included (D = 16, L = 8: the relative error
-#: falls from ``~1e-7`` after the greedy start to ``~1e-11``; D = 256, L = 8, seed 1: 1.7e-9 after
-#: 100, 5.7e-10 after 200; see ``benchmarks/bench_exact.py``).
+#: falls from ``~1e-7`` after the greedy start to ``~1e-11``; D = 256, L = 8, seed 1: 4.4e-10
+#: after 200; see ``benchmarks/bench_exact.py``).
 REFINE_STEPS = 200
 #: Widest ``D`` refined by default: a step costs ``O(L D³)``, so wider problems get the greedy
 #: start unless ``steps`` is passed explicitly. ``D = 256`` (Gaussian ``N(0, 1/D)`` factors, two
-#: cores): ``L = 4`` reaches ``4e-11`` from the greedy start's ``3e-6`` in about 5 s; at ``L = 8``
-#: one seed in two reaches ``9e-13`` (10 s) and the other stalls at ``5e-6``
-#: (``benchmarks/bench_exact.py --linear 256 --refine-width 256``). ``D = 1024``, seed 0, 100
-#: steps: ``L = 4`` 4e-7 → 1.3e-10 (amplification 2e11 → 1e6) in 155 s, ``L = 8`` 1e-3 → 4e-9
-#: (2e15 → 5e8) in 240 s; minutes per problem, so not by default.
+#: cores): ``L = 4`` reaches ``3e-13`` from the greedy start's ``3e-6`` in about 13 s; at
+#: ``L = 8`` seed 0 reaches ``3e-13`` (21 s), seed 1 ``4e-10`` (27 s)
+#: (``benchmarks/bench_exact.py --linear 256``). ``D = 1024`` by hand: seed 0, 100 steps, ``L = 4``
+#: 4e-7 → 1.3e-10 (amplification 2e11 → 1e6) in 155 s, ``L = 8`` 1e-3 → 4e-9 (2e15 → 5e8) in
+#: 240 s; seed 1, 200 steps, ``L = 4`` 4e-11 in 528 s; minutes per problem, so not by default.
 REFINE_MAX_WIDTH = 256
 #: Least decrease of the objective (a sum of logarithms: 1e-3 is a 0.1% smaller amplification)
 #: for which :func:`adapters` restarts L-BFGS after it stopped early.
@@ -167,7 +167,12 @@ def _refine(v: torch.Tensor, steps: int, objective: Callable[[], torch.Tensor]) 
 
     remaining = steps
     while remaining > 0:
-        opt = torch.optim.LBFGS([v], max_iter=remaining, line_search_fn="strong_wolfe")
+        # tolerance_change=0: never stop on a small step. With torch's default (1e-9), on a fresh
+        # machine's BLAS D = 256, L = 8, seed 1 stopped after 6, 3, 1, 2 and 1 iterations at
+        # 5.9e-6; with 0 it uses its budget and reaches 4.4e-10 (27 s against 12 s).
+        opt = torch.optim.LBFGS(
+            [v], max_iter=remaining, line_search_fn="strong_wolfe", tolerance_change=0.0
+        )
         first = float(opt.step(closure).detach())
         remaining -= opt.state[v]["n_iter"]
         if remaining <= 0:  # the budget is spent: no restart to decide on
