@@ -77,7 +77,10 @@ def _sequential(wbar: mpmath.matrix, ws: list[mpmath.matrix], bounds: list[int])
     """Lemma 1's ``(B_l, A_l) = (P_l^{-1} U_J S_J, V_Jᵀ Q̃_{l-1}^{-1})`` at the working precision;
     ``bounds`` are the block boundaries of the singular triplets, ``0 = r_0 ≤ … ≤ r_L``."""
     width = wbar.rows
-    u, s, vh = mpmath.svd_r(wbar - _chain(ws, width))  # E = U diag(S) Vᵀ, vh = Vᵀ
+    above = [mpmath.eye(width)]  # P_L = I, then P_l = P_{l+1} W_{l+1}, each product once
+    for w in ws[:0:-1]:
+        above.insert(0, above[0] * w)
+    u, s, vh = mpmath.svd_r(wbar - above[0] * ws[0])  # E = U diag(S) Vᵀ, vh = Vᵀ
     factors, below = [], mpmath.eye(width)
     for layer, w in enumerate(ws):
         lo, hi = bounds[layer], bounds[layer + 1]
@@ -86,7 +89,7 @@ def _sequential(wbar: mpmath.matrix, ws: list[mpmath.matrix], bounds: list[int])
             below = w * below
             continue
         us = u[:, lo:hi] * mpmath.diag([s[i] for i in range(lo, hi)])
-        b = mpmath.inverse(_chain(ws[layer + 1 :], width)) * us
+        b = mpmath.inverse(above[layer]) * us
         a = vh[lo:hi, :] * mpmath.inverse(below)
         factors.append((b, a))
         below = (w + b * a) * below
