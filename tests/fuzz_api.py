@@ -626,6 +626,17 @@ def specs(tmp: Path) -> list[Spec]:
             {**LIN, "rank": lambda: 2, "digits": lambda: 30},
         ),
         Spec(
+            "linear.gauss_newton",
+            linear.gauss_newton,
+            {
+                "target": LIN["target"],
+                "frozen": LIN["frozen"],
+                "adapters": lambda: [factors(1, 1), factors(2, 2)],
+                "steps": lambda: 1,
+                "iterations": lambda: 8,
+            },
+        ),
+        Spec(
             "linear.construct_batch",
             linear.construct_batch,
             {

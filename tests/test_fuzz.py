@@ -69,6 +69,7 @@ MODULES = (
 #: Public names that are not called: constants, abstract bases and re-exported modules.
 NOT_CALLED = {
     "linear.PrecisionCheck": "a NamedTuple record returned by precision_check",
+    "linear.Refinement": "a NamedTuple record returned by gauss_newton",
     "solves.LUFactorization.unchecked": "of without its checks, by design (a construction's inner "
     "loop on matrices it formed); its checked door LUFactorization.of is fuzzed",
     "solves.LUFactorization.solve_unchecked": "solve without its checks, by design; its checked "

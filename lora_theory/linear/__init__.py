@@ -21,7 +21,9 @@ only the sum ``Σ_l R_l`` matters (the error is ``σ_{ΣR_l + 1}(E)``).
   of ``E``, a self-check that needs no further SVD unless it is inconclusive);
 * ``.batched`` — :func:`construct_batch`: problems × ranks in one call;
 * ``.precision`` — :func:`precision_check`: the sequential solution in extended precision,
-  stored in float64 (does more precision in the design step help?).
+  stored in float64 (does more precision in the design step help?);
+* ``.refinement`` — :func:`gauss_newton`: rank-preserving Gauss–Newton steps on given factors
+  (does Newton's method repair a float64 solution?).
 
 Introduced in :ref:`ch-linear`.
 """
@@ -45,6 +47,7 @@ from .model import (
     telescoping_terms,
 )
 from .precision import PrecisionCheck, precision_check
+from .refinement import Refinement, gauss_newton
 
 __all__ = [
     "AUTO_RTOL",
@@ -53,6 +56,7 @@ __all__ = [
     "BatchedAdapters",
     "ConditioningWarning",
     "PrecisionCheck",
+    "Refinement",
     "adapted_product",
     "check_inputs",
     "construct",
@@ -60,6 +64,7 @@ __all__ = [
     "construction_conditioning",
     "diagnose",
     "error_matrix",
+    "gauss_newton",
     "min_error",
     "population_mse",
     "precision_check",
