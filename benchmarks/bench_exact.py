@@ -14,6 +14,11 @@ Run: ``python benchmarks/bench_exact.py [--fnn] [--linear D,D,...] [--seeds N]``
   8`` at the threshold ``R = ⌈D/L⌉``; the same columns for :func:`lora_theory.linear.construct`
   (relative error ``‖∏(W+BA) − W̄‖₂ / ‖W̄‖₂``).
 
+``--newton`` adds a column to the linear rows: the greedy start (``placement``) followed by three
+rank-preserving Gauss–Newton steps on its factors (:func:`lora_theory.linear.gauss_newton`,
+``--lsqr`` LSQR iterations per step, its best iterate), beside ``conditioned``, which moves along
+the family of exact solutions from the same start instead.
+
 Errors are measured with ``rtol=1e300`` so that a construction returns what it found.
 ``--refine-width W`` refines the conditioned construction up to ``D = W`` (default
 :data:`lora_theory.conditioned.REFINE_MAX_WIDTH`; a refinement step costs ``O(L D³)``).
@@ -34,6 +39,7 @@ from lora_theory import conditioned, fnn, linear
 from lora_theory.linalg import AssumptionError, ExactnessError
 
 METHODS = ("sequential", "placement", "conditioned", "auto")
+NEWTON = "placement+Gauss–Newton"
 
 
 def _method(name: str) -> str:
@@ -77,10 +83,18 @@ def fnn_row(target_depth: int, depth: int, seeds: int) -> list[str]:
     return cells
 
 
-def linear_row(width: int, depth: int, seeds: int) -> list[str]:
+def _newton(target, frozen, bounds, lsqr):  # type: ignore[no-untyped-def]
+    start = conditioned.adapters(target, frozen, bounds, steps=0)
+    return linear.gauss_newton(target, frozen, start, iterations=lsqr).adapters
+
+
+def linear_row(
+    width: int, depth: int, seeds: int, methods: tuple[str, ...], lsqr: int
+) -> list[str]:
     rank = math.ceil(width / depth)
+    bounds = [min(rank * m, width) for m in range(depth + 1)]
     cells, base = [], None
-    for name in METHODS:
+    for name in methods:
         worst, misses, refused, elapsed = 0.0, 0, 0, 0.0
         for seed in range(seeds):
             g = torch.Generator().manual_seed(seed)
@@ -90,8 +104,9 @@ def linear_row(width: int, depth: int, seeds: int) -> list[str]:
             ]
             target, frozen = mats[0] / math.sqrt(width), [w / math.sqrt(width) for w in mats[1:]]
             if name == "placement":
-                bounds = [min(rank * m, width) for m in range(depth + 1)]
                 run = partial(conditioned.adapters, target, frozen, bounds, steps=0)
+            elif name == NEWTON:
+                run = partial(_newton, target, frozen, bounds, lsqr)
             else:
                 run = partial(linear.construct, target, frozen, rank, rtol=1e300, method=name)
             adapters, dt = _timed(run)
@@ -100,9 +115,8 @@ def linear_row(width: int, depth: int, seeds: int) -> list[str]:
                 refused += 1
                 misses += 1
                 continue
-            diff = linear.adapted_product(frozen, adapters) - target
-            err = float(torch.linalg.matrix_norm(diff, 2) / torch.linalg.matrix_norm(target, 2))
-            worst = max(worst, err if math.isfinite(err) else math.inf)
+            err = linear.relative_error(target, frozen, adapters)
+            worst = max(worst, err)
             misses += not err <= 1e-9
         base = base or elapsed
         cells.append(f"{worst:8.1e} {misses:2d}/{seeds} ({refused} ref.) {elapsed / base:6.1f}×")
@@ -114,6 +128,8 @@ def main() -> None:
     parser.add_argument("--fnn", action="store_true", help="the D = 16 FNN grid")
     parser.add_argument("--linear", default="", help="comma-separated widths, e.g. 64,256")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--newton", action="store_true", help="add placement + Gauss–Newton")
+    parser.add_argument("--lsqr", type=int, default=linear.refinement.LSQR_ITERATIONS)
     parser.add_argument(
         "--refine-width",
         type=int,
@@ -139,13 +155,12 @@ def run(args: argparse.Namespace) -> None:
                     + " | ".join(fnn_row(target_depth, depth, args.seeds)),
                     flush=True,
                 )
+    methods = (*METHODS, NEWTON) if args.newton else METHODS
     for width in [int(w) for w in args.linear.split(",") if w]:
-        print(f"{'D':>4} {'L':>2} | {head}")
+        print(f"{'D':>4} {'L':>2} | " + " | ".join(f"{m:^33}" for m in methods))
         for depth in (2, 4, 8):
-            print(
-                f"{width:>4} {depth:>2} | " + " | ".join(linear_row(width, depth, args.seeds)),
-                flush=True,
-            )
+            row = linear_row(width, depth, args.seeds, methods, args.lsqr)
+            print(f"{width:>4} {depth:>2} | " + " | ".join(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,20 @@ class LoRAFactors(NamedTuple):
             )
         return weight + self.delta().to(weight.dtype)
 
+    def balanced(self) -> LoRAFactors:
+        """The same ``ΔW = B A`` with the gauge ``(B G, G^{-1} A)`` (``G`` diagonal, positive)
+        chosen so that column ``j`` of ``B`` and row ``j`` of ``A`` have one norm; a column or
+        row that is zero is left as it is.
+
+        Introduced in :ref:`sec-deep-caveat`.
+        """
+        self.delta()  # validates the shapes
+        b_norm, a_norm = self.B.norm(dim=0), self.A.norm(dim=1)
+        nonzero = (b_norm > 0) & (a_norm > 0)
+        ratio = a_norm / torch.where(nonzero, b_norm, torch.ones_like(b_norm))
+        gauge = torch.where(nonzero, ratio.sqrt(), torch.ones_like(ratio))
+        return LoRAFactors(self.B * gauge, self.A / gauge[:, None])
+
     def n_params(self) -> int:
         """Trainable parameters of a rank-``r`` adapter on a ``D × D`` matrix: ``2 r D``."""
         return self.B.numel() + self.A.numel()

@@ -217,8 +217,7 @@ def adapters(
             eye = torch.eye(width, dtype=wbar.dtype)[:, lo:hi]
             a = torch.linalg.solve(phis[m - 1].T, eye).T
             b = phis[m][:, lo:hi] - w @ phis[m - 1][:, lo:hi]
-            gauge = (a.norm(dim=1) / b.norm(dim=0).clamp_min(1e-300)).sqrt()  # ‖B e_j‖ = ‖e_jᵀA‖
-            out.append(LoRAFactors(b * gauge, a / gauge[:, None]))
+            out.append(LoRAFactors(b, a).balanced())  # ‖B e_j‖ = ‖e_jᵀA‖
     if not all(torch.isfinite(t).all() for f in out for t in f):
         raise AssumptionError(
             f"the conditioned construction overflows {wbar.dtype}: the entries of wbar and ws "

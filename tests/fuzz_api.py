@@ -558,6 +558,7 @@ def specs(tmp: Path) -> list[Spec]:
             fixed={"f": factors},
         ),
         Spec("adapters.LoRAFactors.n_params", lambda f: f.n_params, fixed={"f": factors}),
+        Spec("adapters.LoRAFactors.balanced", lambda f: f.balanced, fixed={"f": factors}),
         Spec(
             "adapters.check_factors",
             adapters.check_factors,
@@ -624,6 +625,15 @@ def specs(tmp: Path) -> list[Spec]:
             "linear.precision_check",
             linear.precision_check,
             {**LIN, "rank": lambda: 2, "digits": lambda: 30},
+        ),
+        Spec(
+            "linear.relative_error",
+            linear.relative_error,
+            {
+                "target": LIN["target"],
+                "frozen": LIN["frozen"],
+                "adapters": lambda: [factors(1, 1), factors(2, 2)],
+            },
         ),
         Spec(
             "linear.gauss_newton",

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lora_theory import conditioned, linear, verification
+from lora_theory.adapters import LoRAFactors
 
 
 def gaussian(seed: int, width: int, depth: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -73,6 +74,36 @@ def test_deep_sequential_solution_stays_at_its_round_off_floor():
     assert 1e-3 * eps * kappa < run.errors[0] < eps * kappa
     kappa_after = conditioned.roundoff_amplification(target, frozen, run.adapters)
     assert kappa_after > kappa / 10
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), rank=st.integers(0, 4), zero=st.booleans())
+def test_the_balanced_gauge_keeps_the_update(seed, rank, zero):
+    """B G and G⁻¹ A: the same ΔW, equal column/row norms; zero columns stay as they are."""
+    g = torch.Generator().manual_seed(seed)
+    b = torch.randn(5, rank, generator=g, dtype=torch.float64) * 10.0 ** torch.randint(
+        -6, 6, (rank,)
+    )
+    a = torch.randn(rank, 5, generator=g, dtype=torch.float64)
+    if zero and rank:
+        b[:, 0] = 0
+    f = LoRAFactors(b, a)
+    out = f.balanced()
+    torch.testing.assert_close(out.delta(), f.delta(), rtol=1e-14, atol=1e-300)
+    live = (b.norm(dim=0) > 0) & (a.norm(dim=1) > 0)
+    torch.testing.assert_close(out.B.norm(dim=0)[live], out.A.norm(dim=1)[live], rtol=1e-14, atol=0)
+    assert torch.equal(out.B[:, ~live], b[:, ~live]) and torch.isfinite(out.A).all()
+
+
+def test_relative_error_is_the_spectral_gap_over_the_target():
+    target, frozen = gaussian(3, 5, 2)
+    zero = [LoRAFactors.zeros(5)] * 2
+    gap = torch.linalg.matrix_norm(linear.error_matrix(target, frozen), 2)
+    expected = float(gap / torch.linalg.matrix_norm(target, 2))
+    assert linear.relative_error(target, frozen, zero) == pytest.approx(expected, rel=1e-14)
+    assert linear.relative_error(target, frozen, linear.construct(target, frozen, 3)) < 1e-13
+    with pytest.raises(ValueError, match=r"target must be \(5, 5\)"):
+        linear.relative_error(torch.eye(4), frozen, zero)
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,7 @@ from .model import (
     error_matrix,
     min_error,
     population_mse,
+    relative_error,
     required_rank,
     telescoping_terms,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "min_error",
     "population_mse",
     "precision_check",
+    "relative_error",
     "required_rank",
     "telescoping_terms",
 ]

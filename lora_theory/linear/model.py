@@ -109,6 +109,25 @@ def adapted_product(frozen: Sequence[ArrayLike], adapters: Sequence[LoRAFactors]
     return product([a.merge(w) for w, a in zip(ws, factors, strict=True)])
 
 
+def relative_error(
+    target: ArrayLike, frozen: Sequence[ArrayLike], adapters: Sequence[LoRAFactors]
+) -> float:
+    """``‖∏_l (W_l + B_l A_l) − W̄‖₂ / ‖W̄‖₂``, the product formed in the adapters' dtype as a
+    forward pass would; ``inf`` if it overflows. ``target`` ``(D, D)`` non-zero.
+
+    Introduced in :ref:`sec-deep-caveat`.
+    """
+    prod = adapted_product(frozen, adapters)
+    wbar = checks.tensor(target, "target", prod.dtype)
+    if wbar.shape != prod.shape:
+        raise ValueError(f"target must be {tuple(prod.shape)}, got {tuple(wbar.shape)}")
+    scale = float(torch.linalg.matrix_norm(wbar.double(), 2))
+    if not scale > 0:
+        raise ValueError("target must be non-zero: the error is relative to ‖W̄‖₂")
+    err = float(torch.linalg.matrix_norm((prod - wbar).double(), 2))
+    return err / scale if math.isfinite(err) else math.inf
+
+
 def telescoping_terms(
     frozen: Sequence[ArrayLike], deltas: Sequence[ArrayLike], dtype: torch.dtype = torch.float64
 ) -> list[torch.Tensor]:

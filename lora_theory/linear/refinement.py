@@ -20,7 +20,6 @@ Introduced in :ref:`sec-deep-caveat`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -29,7 +28,7 @@ import torch
 from .. import checks
 from ..adapters import LoRAFactors, check_factors
 from ..checks import ArrayLike
-from .model import adapted_product, check_inputs
+from .model import check_inputs, relative_error
 
 #: LSQR iterations per Gauss–Newton step by default: at ``D = 16`` the residual has 256 entries,
 #: so 512 iterations solve each step's least-squares problem to round-off in well-conditioned
@@ -47,11 +46,6 @@ class Refinement(NamedTuple):
     adapters: list[LoRAFactors]
     #: ``‖∏_l (W_l + B_l A_l) − W̄‖₂ / ‖W̄‖₂`` at the start and after each step, in float64
     errors: tuple[float, ...]
-
-
-def _relative(wbar: torch.Tensor, ws: list[torch.Tensor], factors: list[LoRAFactors]) -> float:
-    gap = float(torch.linalg.matrix_norm(adapted_product(ws, factors) - wbar, 2))
-    return gap / float(torch.linalg.matrix_norm(wbar, 2)) if math.isfinite(gap) else math.inf
 
 
 def _sizes(factors: list[LoRAFactors]) -> list[int]:
@@ -161,9 +155,7 @@ def gauss_newton(
     factors = [LoRAFactors(f.B.double(), f.A.double()) for f in factors]
     steps = checks.integer(steps, "steps", low=0, high=checks.MAX_LENGTH)
     iterations = checks.integer(iterations, "iterations", low=1, high=checks.MAX_ELEMENTS)
-    if not torch.linalg.matrix_norm(wbar, 2) > 0:
-        raise ValueError("target must be non-zero: the errors are relative to ‖W̄‖₂")
-    best, errors = factors, [_relative(wbar, ws, factors)]
+    best, errors = factors, [relative_error(wbar, ws, factors)]
     for _ in range(steps):
         prod, forward, adjoint = _jacobian(ws, factors)
         sizes = _sizes(factors)
@@ -172,7 +164,7 @@ def gauss_newton(
             LoRAFactors(f.B + delta[2 * m].view(f.B.shape), f.A + delta[2 * m + 1].view(f.A.shape))
             for m, f in enumerate(factors)
         ]
-        errors.append(_relative(wbar, ws, factors))
+        errors.append(relative_error(wbar, ws, factors))
         if errors[-1] < min(errors[:-1]):
             best = factors
     return Refinement(best, tuple(errors))
