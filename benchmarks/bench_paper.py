@@ -17,6 +17,9 @@ warnings are discarded. Without ``--paper`` only this package's columns are prin
 * **A sweep.** Seeds × ranks of one shape: the paper's routine in a loop against one call of
   :func:`lora_theory.linear.construct_batch`, which shares the SVD of ``E`` and the frozen solves
   across the ranks of a problem.
+* **A deep sweep.** At the threshold and above in deep models, where the batched sequential
+  solution cannot be certified: ``construct_batch(..., method="auto")``, which rebuilds such
+  entries one by one with the conditioned construction, timed once, with both codes' worst errors.
 
 Times are the best of a few repeats, the two codes alternated, on whatever threads torch uses.
 """
@@ -29,6 +32,7 @@ import importlib.util
 import io
 import math
 import sys
+import time
 import types
 import warnings
 from pathlib import Path
@@ -40,6 +44,9 @@ from lora_theory import linear
 from lora_theory.linalg import AssumptionError, ExactnessError
 
 SWEEPS = ((16, 2, 10, 16), (16, 4, 10, 8), (16, 8, 10, 4), (64, 2, 4, 32), (64, 4, 4, 16))
+#: Deep sweeps at the threshold and above (``D, L, seeds``; ranks ``⌈D/L⌉ … ⌈D/L⌉ + 2``), where
+#: the batched sequential solution refuses and ``method="auto"`` rebuilds entries one by one.
+AUTO_SWEEPS = ((16, 8, 4), (64, 4, 2), (64, 8, 2))
 
 
 def load_paper(path: str | None) -> types.ModuleType | None:
@@ -144,6 +151,45 @@ def sweep(paper, width: int, depth: int, seeds: int, top: int) -> str:
     return f"{line} | {t_paper * 1e3:>9.2f} | {t_paper / t_batch:>6.1f}×"
 
 
+def sweep_auto(paper, width: int, depth: int, seeds: int) -> str:
+    """One call of ``construct_batch(..., method="auto")`` (timed once: it refines per entry)
+    against the paper's loop: times, each side's worst ``|error − σ_{RL+1}(E)| / ‖W̄‖₂``."""
+    g = torch.Generator().manual_seed(0)
+    scale = 1 / math.sqrt(width)
+    targets = torch.randn(seeds, width, width, generator=g, dtype=torch.float64) * scale
+    frozen = torch.randn(seeds, depth, width, width, generator=g, dtype=torch.float64) * scale
+    threshold = math.ceil(width / depth)
+    ranks = list(range(threshold, threshold + 3))
+    entries = [(i, q, r) for i in range(seeds) for q, r in enumerate(ranks)]
+    head = f"{width:>4} {depth:>2} {len(entries):>5}"
+    try:
+        batch, t_batch = timed(
+            lambda: linear.construct_batch(targets, frozen, ranks, method="auto")
+        )
+    except (AssumptionError, ExactnessError) as exc:
+        return f"{head} | construct_batch refused: {str(exc)[:60]}"
+    ours_err = max(
+        relative_gap(targets[i], frozen[i], [f.delta() for f in batch.problem(i, q)], r)
+        for i, q, r in entries
+    )
+    line = f"{head} | {t_batch * 1e3:>9.0f} {ours_err:>9.1e}"
+    if paper is None:
+        return line
+    paper_err = max(
+        relative_gap(targets[i], frozen[i], paper_deltas(paper, targets[i], frozen[i], r), r)
+        for i, _, r in entries
+    )
+    calls = [paper_timer(paper, targets[i], frozen[i], r) for i, _, r in entries]
+    t_paper = best_of(lambda: [call() for call in calls], 3)
+    return f"{line} | {t_paper * 1e3:>9.1f} {paper_err:>9.1e} | {t_paper / t_batch:>8.4f}×"
+
+
+def timed(fn):  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--paper", help="path to a copy of the paper's helper.py")
@@ -170,6 +216,13 @@ def main() -> None:
     )
     for width, depth, seeds, top in SWEEPS:
         print(sweep(paper, width, depth, seeds, top), flush=True)
+    print("\nDeep sweeps (seeds × ranks ⌈D/L⌉..⌈D/L⌉+2): construct_batch(method='auto') once")
+    print(
+        f"{'D':>4} {'L':>2} {'n':>5} | {'batch ms':>9} {'err':>9}"
+        + (f" | {'paper ms':>9} {'paper err':>9} | {'speed':>9}" if paper else "")
+    )
+    for width, depth, seeds in AUTO_SWEEPS:
+        print(sweep_auto(paper, width, depth, seeds), flush=True)
 
 
 if __name__ == "__main__":

@@ -655,6 +655,7 @@ def specs(tmp: Path) -> list[Spec]:
                 "ranks": lambda: [1, [0, 2], D],
                 "dtype": lambda: torch.float64,
                 "rtol": lambda: 1e-7,
+                "method": lambda: "auto",
             },
             check_linear_construct_batch,
         ),

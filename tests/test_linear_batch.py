@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lora_theory import linear
+from lora_theory.adapters import LoRAFactors
 from lora_theory.linalg import AssumptionError, ExactnessError
+from lora_theory.linear.batched import _replace
 
 
 def problems(seed: int, n: int, depth: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,6 +83,57 @@ def test_an_ill_conditioned_entry_is_refused_and_named():
     with pytest.raises(ExactnessError, match=r"problem 1, rank setting 0") as info:
         linear.construct_batch(targets, frozen, [2])
     assert info.value.achieved > info.value.optimum + info.value.allowed
+
+
+def test_auto_rebuilds_the_entry_the_batch_cannot_certify():
+    """The deep entry above (D = 16, L = 8, rank 2: the threshold) is rebuilt by
+    ``construct(method="auto")`` and exact; the certified entry is the batch's own."""
+    g = torch.Generator().manual_seed(1)
+    targets = torch.randn(2, 16, 16, generator=g, dtype=torch.float64)
+    frozen = torch.randn(2, 8, 16, 16, generator=g, dtype=torch.float64) / 4
+    frozen[0] = torch.eye(16, dtype=torch.float64)
+    out = linear.construct_batch(targets, frozen, [2], method="auto")
+    alone = linear.construct(targets[1], list(frozen[1]), 2, method="auto")
+    for got, want in zip(out.problem(1), alone, strict=True):
+        assert torch.equal(got.B, want.B) and torch.equal(got.A, want.A)
+    assert linear.relative_error(targets[1], list(frozen[1]), out.problem(1)) < 1e-9
+    sequential = linear.construct_batch(targets[:1], frozen[:1], [2])
+    assert torch.equal(out.B[:1], sequential.B) and torch.equal(out.A[:1], sequential.A)
+
+
+def test_auto_names_the_entry_it_cannot_build_either():
+    """Below the threshold (rank 1 at D = 16, L = 8) no conditioned solution exists: auto refuses
+    as the single construction does, naming the entry."""
+    g = torch.Generator().manual_seed(1)
+    targets = torch.randn(2, 16, 16, generator=g, dtype=torch.float64)
+    frozen = torch.randn(2, 8, 16, 16, generator=g, dtype=torch.float64) / 4
+    frozen[0] = torch.eye(16, dtype=torch.float64)
+    with pytest.raises(ExactnessError, match=r"problem 1, rank setting 0: Lemma 1"):
+        linear.construct_batch(targets, frozen, [1], method="auto")
+    with pytest.raises(ValueError, match="method must be one of"):
+        linear.construct_batch(targets, frozen, [1], method="conditioned")
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 3), depth=st.integers(1, 3))
+def test_auto_keeps_every_entry_the_batch_certifies(seed, n, depth):
+    targets, frozen = problems(seed, n, depth, 5)
+    ranks = [1, 3, 5]
+    auto = linear.construct_batch(targets, frozen, ranks, method="auto")
+    plain = linear.construct_batch(targets, frozen, ranks)
+    assert torch.equal(auto.B, plain.B) and torch.equal(auto.A, plain.A)
+    assert torch.equal(auto.inner, plain.inner)
+
+
+def test_a_rebuilt_entry_with_a_wider_block_widens_the_padding():
+    batch = linear.BatchedAdapters(
+        torch.ones(2, 1, 2, 3, 1), torch.ones(2, 1, 2, 1, 3), torch.ones(2, 1, 2, dtype=torch.long)
+    )
+    wide = [LoRAFactors(torch.full((3, 2), 2.0), torch.full((2, 3), 3.0)), LoRAFactors.zeros(3)]
+    out = _replace(batch, {(1, 0): wide})
+    assert out.B.shape == (2, 1, 2, 3, 2) and out.inner[1, 0].tolist() == [2, 0]
+    assert torch.equal(out.problem(1)[0].B, wide[0].B) and out.problem(1)[1].inner_dim == 0
+    assert torch.equal(out.problem(0)[0].B, torch.ones(3, 1)) and out.inner[0, 0].tolist() == [1, 1]
 
 
 def test_a_singular_frozen_layer_is_an_assumption_error():

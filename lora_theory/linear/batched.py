@@ -11,7 +11,10 @@ layers ``W'_{iql}``, which differ per rank, run ``n·m`` times. A problem that r
 construction per rank (the paper's code) pays for the SVD and the frozen solves ``m`` times.
 
 Every (problem, rank) passes the residual check of :func:`~lora_theory.linear.construct` before
-the batch is returned. Ragged blocks are padded with zeros to the widest.
+the batch is returned. Ragged blocks are padded with zeros to the widest. With ``method="auto"``
+an entry the batched sequential solution does not certify to ``AUTO_RTOL`` is built again, alone,
+by :func:`~lora_theory.linear.construct` with ``method="auto"`` (for deep frozen models: the
+conditioned exact solution, see :mod:`lora_theory.conditioned`).
 
 Introduced in :ref:`pf-lemma1`.
 """
@@ -22,6 +25,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 from .. import checks
 from ..adapters import LoRAFactors, layer_ranks
@@ -34,6 +38,10 @@ from ..linalg import (
     exact_rtol,
 )
 from ..solves import norm2_lower
+from .construction import AUTO_RTOL, construct
+
+#: The values of ``method`` that :func:`construct_batch` accepts.
+BATCH_METHODS = ("sequential", "auto")
 
 
 class BatchedAdapters(NamedTuple):
@@ -95,6 +103,7 @@ def construct_batch(
     ranks: Sequence[object],
     dtype: torch.dtype = torch.float64,
     rtol: float | None = None,
+    method: str = "sequential",
 ) -> BatchedAdapters:
     """Lemma 1's adapters for ``n`` problems of one shape, each at every rank of ``ranks``.
 
@@ -109,9 +118,14 @@ def construct_batch(
     numerically singular), naming the first failing (problem, rank), when any entry misses the
     tolerance of :func:`~lora_theory.linear.construct`; nothing is returned then.
 
+    ``method="auto"``: an entry whose batched solution is not certified to ``AUTO_RTOL`` (of
+    ``linear.construction``) is replaced by :func:`~lora_theory.linear.construct` with
+    ``method="auto"`` on that problem and rank, which checks itself (its errors name the entry).
+
     Introduced in :ref:`pf-lemma1`.
     """
     dtype = checks.dtype(dtype)
+    checks.choice(method, "method", BATCH_METHODS)
     wbar, ws = _inputs(targets, frozen, dtype)
     n, depth, width = ws.shape[0], ws.shape[1], ws.shape[-1]
     settings = checks.sequence(ranks, "ranks", "rank settings")
@@ -150,14 +164,64 @@ def construct_batch(
         if layer < depth - 1 and bool((hi < top).any()):  # the layers above: A ← A W'_l^{-1}
             needed = hi < top  # (n, m): entries with rows above this layer
             lu, piv, info = torch.linalg.lu_factor_ex(merged[-1])
-            _refuse_zero_pivot(info > 0, f"W_{layer + 1} + ΔW_{layer + 1}", needed)
+            if method == "sequential":  # auto: such an entry fails its check and is rebuilt
+                _refuse_zero_pivot(info > 0, f"W_{layer + 1} + ΔW_{layer + 1}", needed)
             above = torch.cat(big_a[layer + 1 :], -2)
             solved = torch.linalg.lu_solve(lu, piv, above.mT, adjoint=True).mT
             # an entry with nothing above keeps its zero rows (W'_l may be singular there)
             solved = torch.where(needed[..., None, None], solved, above)
             big_a[layer + 1 :] = solved.split(pos.shape[-1], -2)
+    if method == "auto":
+        tol = min(rtol, AUTO_RTOL) * scale[:, None]
+        redo = ~(_deviations(adapted, prod, (u, s, vh), per_layer.sum(1)) <= tol)  # NaN: redo
+        if redo.any():
+            rebuilt = {
+                (i, q): _alone(wbar[i], ws[i], per_layer[q].tolist(), dtype, rtol, (i, q))
+                for i, q in redo.nonzero().tolist()
+            }
+            return _replace(BatchedAdapters(big_b, torch.stack(big_a, 2), inner), rebuilt)
+        return BatchedAdapters(big_b, torch.stack(big_a, 2), inner)
     _check_residuals(adapted, merged, prod, (u, s, vh), wbar, per_layer.sum(1), scale, rtol)
     return BatchedAdapters(big_b, torch.stack(big_a, 2), inner)
+
+
+def _alone(
+    wbar: torch.Tensor,
+    ws: torch.Tensor,
+    ranks: list[int],
+    dtype: torch.dtype,
+    rtol: float,
+    entry: tuple[int, int],
+) -> list[LoRAFactors]:
+    """:func:`~lora_theory.linear.construct` (``method="auto"``) on one entry; its refusal
+    names the entry."""
+    where = f"problem {entry[0]}, rank setting {entry[1]}"
+    try:
+        return construct(wbar, list(ws), ranks, dtype, rtol, method="auto")
+    except ExactnessError as exc:
+        raise ExactnessError(f"{where}: {exc}", exc.achieved, exc.optimum, exc.allowed) from exc
+    except AssumptionError as exc:
+        raise AssumptionError(f"{where}: {exc}") from exc
+    except ValueError as exc:  # e.g. an overflowing adapted product
+        raise ValueError(f"{where}: {exc}") from exc
+
+
+def _replace(
+    batch: BatchedAdapters, rebuilt: dict[tuple[int, int], list[LoRAFactors]]
+) -> BatchedAdapters:
+    """``batch`` with the entries ``(i, q)`` of ``rebuilt`` replaced, padding widened if one of
+    them has a wider block."""
+    r = max([batch.B.shape[-1]] + [f.inner_dim for fs in rebuilt.values() for f in fs])
+    big_b = F.pad(batch.B, (0, r - batch.B.shape[-1])).clone()
+    big_a = F.pad(batch.A, (0, 0, 0, r - batch.A.shape[-2])).clone()
+    inner = batch.inner.clone()
+    for (i, q), factors in rebuilt.items():
+        big_b[i, q], big_a[i, q] = 0, 0
+        for k, f in enumerate(factors):
+            big_b[i, q, k, :, : f.inner_dim] = f.B
+            big_a[i, q, k, : f.inner_dim] = f.A
+            inner[i, q, k] = f.inner_dim
+    return BatchedAdapters(big_b, big_a, inner)
 
 
 def _positions(
@@ -182,6 +246,23 @@ def _refuse_zero_pivot(zero: torch.Tensor, name: str, needed: torch.Tensor) -> N
         )
 
 
+def _deviations(
+    adapted: torch.Tensor,
+    prod: torch.Tensor,
+    svd: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    total: torch.Tensor,
+) -> torch.Tensor:
+    """``‖adapted_{iq} − (∏W_i + LR_{k_q}(E_i))‖_F``, ``(n, m)``, ``k_q = min(total_q, D)``: the
+    low-rank parts subtracted by one fused ``(m D × D) @ (D × D)`` product per problem."""
+    u, s, vh = svd
+    n, m, width = adapted.shape[0], adapted.shape[1], adapted.shape[-1]
+    keep = (torch.arange(width) < total.clamp(max=width)[:, None]).to(s.dtype)  # (m, D)
+    us = (u[:, None] * (s[:, None] * keep)[:, :, None, :]).reshape(n, m * width, width)
+    shifted = (adapted - prod[:, None]).reshape(n, m * width, width)
+    residual = torch.baddbmm(shifted, us, vh, alpha=-1).view(n, m, width, width)
+    return torch.linalg.matrix_norm(residual)
+
+
 def _check_residuals(
     adapted: torch.Tensor,
     merged: list[torch.Tensor],
@@ -196,11 +277,9 @@ def _check_residuals(
     distance to ``∏W + LR_k(E)`` first, the spectral error only where that leaves it open.
     ``adapted`` ``(n, m, D, D)`` is the product of the adapted layers ``merged`` (``L ×
     (n, m, D, D)``)."""
-    u, s, vh = svd
+    s = svd[1]
     width = wbar.shape[-1]
     k = total.clamp(max=width)  # (m,)
-    keep = (torch.arange(width) < k[:, None]).to(s.dtype)  # (m, D)
-    n, m = adapted.shape[:2]
     if not checks.all_finite(adapted):
         overflow = ~torch.isfinite(adapted).flatten(-2).all(-1)
         i, q = (int(t) for t in overflow.nonzero()[0])
@@ -208,12 +287,7 @@ def _check_residuals(
             f"problem {i}, rank setting {q}: the adapted product overflows {adapted.dtype}: the "
             "entries of targets and frozen are too large for this dtype"
         )
-    # adapted − (∏W + U diag(s ⊙ keep_q) Vᵀ) for every q, the low-rank part subtracted by one
-    # fused (m D × D) @ (D × D) product per problem
-    us = (u[:, None] * (s[:, None] * keep)[:, :, None, :]).reshape(n, m * width, width)
-    shifted = (adapted - prod[:, None]).reshape(n, m * width, width)
-    residual = torch.baddbmm(shifted, us, vh, alpha=-1).view(n, m, width, width)
-    open_ = ~(torch.linalg.matrix_norm(residual) <= rtol * scale[:, None])
+    open_ = ~(_deviations(adapted, prod, svd, total) <= rtol * scale[:, None])
     if not open_.any():
         return
     i, q = open_.nonzero().unbind(1)
