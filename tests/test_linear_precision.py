@@ -42,7 +42,7 @@ def test_deep_sequential_solution_is_lost_in_the_float64_evaluation():
     check = linear.precision_check(target, frozen, 2)
     assert check.float64 > 1e-7 and check.rounded > 1e-7  # far above 1e-9 both
     assert check.rounded_exact_product < 1e-3 * check.rounded
-    assert check.conditioned < 1e-12
+    assert check.conditioned < 1e-10
     assert check.update_size > 1e4  # the sequential updates are 1e5 times W̄ and cancel
 
 
