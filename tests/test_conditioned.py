@@ -136,3 +136,32 @@ def test_refine_keeps_its_budget_and_never_ends_worse():
     long = start.clone().requires_grad_(True)
     conditioned._refine(long, 500, lambda: rosenbrock(long))
     torch.testing.assert_close(long.detach(), torch.ones(2, dtype=torch.float64), atol=1e-4, rtol=0)
+
+
+def test_accept_stops_the_refinement_at_the_first_check_it_passes():
+    """``accept`` is called with the adapters every ``CHECK_EVERY`` iterations: always true, the
+    result is that of ``CHECK_EVERY`` iterations; the Rosenbrock run stops where it is told."""
+    target, frozen = random_pair(1, 16, 1, 8)
+    ws, wbar = frozen.weights, target.weights[0]
+    bounds = [min(2 * m, 16) for m in range(9)]
+    seen = []
+
+    def accept(adapters) -> bool:
+        seen.append([a.inner_dim for a in adapters])
+        return True
+
+    early = conditioned.adapters(wbar, ws, bounds, accept=accept)
+    short = conditioned.adapters(wbar, ws, bounds, steps=conditioned.CHECK_EVERY)
+    assert seen == [[2] * 8]
+    for a, b in zip(early, short, strict=True):
+        assert torch.equal(a.B, b.B) and torch.equal(a.A, b.A)
+    v = torch.tensor([-1.5, 2.0], dtype=torch.float64, requires_grad=True)
+    calls = []
+
+    def objective() -> torch.Tensor:
+        return (1 - v[0]) ** 2 + 100 * (v[1] - v[0] ** 2) ** 2
+
+    conditioned._refine(v, 500, objective, lambda: calls.append(1) or len(calls) == 2)
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match="accept must be a callable"):
+        conditioned.adapters(wbar, ws, bounds, accept=1)

@@ -31,12 +31,6 @@ from .assumptions import _cumulative_ranks, diagnose
 #: ``method`` of :func:`construct`; ``"auto"`` stops at the first candidate whose Frobenius error
 #: is within ``AUTO_RTOL`` times the scale ``‖W̄‖₂ + ‖∏W‖₂`` (four digits tighter than ``rtol``).
 METHODS, AUTO_RTOL = ("auto", "sequential", "conditioned"), 1e-11
-#: L-BFGS iterations of the short refinement ``"auto"`` tries before the full one (up to
-#: ``D = REFINE_MAX_WIDTH`` of :mod:`lora_theory.conditioned`). Gaussian ``N(0, 1/D)`` factors:
-#: after 20 iterations ``D = 16``, ``L = 8`` is at ``3e-12 … 1e-12`` relative (seeds 0–2, 0.13–0.37
-#: s against 1.4–1.6 s for 200), ``D = 64``, ``L = 4`` at ``3e-12``, ``2e-12``; ``L = 8`` at
-#: ``2e-9``, ``8e-9``, which the full refinement takes on.
-AUTO_QUICK_STEPS = 20
 
 
 class ConditioningWarning(UserWarning):
@@ -246,12 +240,16 @@ def _best(
 ) -> tuple[list[LoRAFactors], list[Conditioning]]:
     """The adapters of ``method`` (see :func:`construct`) and the conditioning of what it solved
     with; ``"auto"`` tries the methods in turn."""
-    refined = (AUTO_QUICK_STEPS, conditioned.REFINE_STEPS)
-    budgets = (0, *refined) if p.wbar.shape[0] <= conditioned.REFINE_MAX_WIDTH else (0,)
+
+    def accept(adapters: list[LoRAFactors]) -> bool:
+        return _deviation(p, ranks, _adapted(p.ws, adapters)) <= AUTO_RTOL * p.scale
+
+    refine = [partial(conditioned.construct, steps=conditioned.REFINE_STEPS, accept=accept)]
+    auto = [_construct, partial(conditioned.construct, steps=0)]
     steps = {
         "sequential": [_construct],
         "conditioned": [conditioned.construct],
-        "auto": [_construct, *(partial(conditioned.construct, steps=k) for k in budgets)],
+        "auto": auto + (refine if p.wbar.shape[0] <= conditioned.REFINE_MAX_WIDTH else []),
     }[method]
     tried, failure = [], None
     for step in steps:
@@ -301,8 +299,9 @@ def construct(
     ``method="sequential"`` (default) is this construction. At the threshold (``Σ_l R_l ≥ D``,
     ``rank(E) = D``, ``W̄`` non-singular) ``"conditioned"`` is another exact solution with the
     same ranks that stays exact in deep models (:mod:`lora_theory.conditioned`); ``"auto"`` tries
-    sequential, conditioned unrefined, refined for ``AUTO_QUICK_STEPS`` and for ``REFINE_STEPS``
-    L-BFGS iterations (up to ``D = 256``), and keeps the first within ``AUTO_RTOL``.
+    sequential, conditioned unrefined, and (up to ``D = 256``) conditioned refined until it is
+    within ``AUTO_RTOL`` (checked every ``CHECK_EVERY`` L-BFGS iterations), and keeps the first
+    within ``AUTO_RTOL``.
 
     **Cost.** One eigendecomposition of ``EᵀE`` (2–2.5× cheaper than an SVD of ``E``), or the
     SVD where that route cannot vouch for its result (``GRAM_FLOOR``, ``GRAM_SHARE`` of
