@@ -190,7 +190,9 @@ def _refine(
         first = None
         while remaining > 0:
             size = min(remaining, CHECK_EVERY) if accept else remaining
-            opt.param_groups[0].update(max_iter=size, max_eval=size * 5 // 4)  # torch's default
+            # the evaluations of the whole remaining run (torch's default 5/4 per iteration), so
+            # that a check never cuts a run short: it ends early only on its own criteria
+            opt.param_groups[0].update(max_iter=size, max_eval=remaining * 5 // 4)
             before = opt.state[v].get("n_iter", 0)
             loss = float(opt.step(closure).detach())
             first = loss if first is None else first
