@@ -153,8 +153,9 @@ def test_accept_stops_the_refinement_at_the_first_check_it_passes():
 
     early = conditioned.adapters(wbar, ws, bounds, accept=accept)
     assert seen == [[2] * 8]
-    never = conditioned.adapters(wbar, ws, bounds, accept=lambda adapters: False)
-    full = conditioned.adapters(wbar, ws, bounds)
+    steps = 3 * conditioned.CHECK_EVERY
+    never = conditioned.adapters(wbar, ws, bounds, steps, accept=lambda adapters: False)
+    full = conditioned.adapters(wbar, ws, bounds, steps)
     for a, b in zip(never, full, strict=True):
         assert torch.equal(a.B, b.B) and torch.equal(a.A, b.A)
     assert not torch.equal(early[0].B, full[0].B)

@@ -27,7 +27,7 @@ def nudge(adapters, scale: float, seed: int = 1):
     return [(b * (1 + scale * n), a) for (b, a), n in zip(adapters, noise, strict=True)]
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 10_000), width=st.integers(2, 6), depth=st.integers(1, 3))
 def test_a_perturbed_exact_solution_is_repaired_with_its_ranks(seed, width, depth):
     """Orthogonal frozen layers (well conditioned): one relative perturbation of 1e-6 of the B_l
@@ -81,15 +81,16 @@ def test_deep_sequential_solution_stays_at_its_round_off_floor():
 def test_the_balanced_gauge_keeps_the_update(seed, rank, zero):
     """B G and G⁻¹ A: the same ΔW, equal column/row norms; zero columns stay as they are."""
     g = torch.Generator().manual_seed(seed)
-    b = torch.randn(5, rank, generator=g, dtype=torch.float64) * 10.0 ** torch.randint(
-        -6, 6, (rank,)
-    )
+    powers = torch.randint(-6, 6, (rank,), generator=g).double()
+    b = torch.randn(5, rank, generator=g, dtype=torch.float64) * 10.0**powers
     a = torch.randn(rank, 5, generator=g, dtype=torch.float64)
     if zero and rank:
         b[:, 0] = 0
     f = LoRAFactors(b, a)
     out = f.balanced()
-    torch.testing.assert_close(out.delta(), f.delta(), rtol=1e-14, atol=1e-300)
+    # entrywise round-off of a sum of r products, relative to the sum of their magnitudes
+    scale = b.abs() @ a.abs()
+    assert ((out.delta() - f.delta()).abs() <= 1e-14 * scale).all()
     live = (b.norm(dim=0) > 0) & (a.norm(dim=1) > 0)
     torch.testing.assert_close(out.B.norm(dim=0)[live], out.A.norm(dim=1)[live], rtol=1e-14, atol=0)
     assert torch.equal(out.B[:, ~live], b[:, ~live]) and torch.isfinite(out.A).all()
