@@ -152,7 +152,6 @@ def gauss_newton(
     if len(pairs) != len(ws):
         raise ValueError(f"got {len(ws)} frozen layers but {len(pairs)} adapters")
     factors = [check_factors(a, width, f"adapters[{i}]") for i, a in enumerate(pairs)]
-    factors = [LoRAFactors(f.B.double(), f.A.double()) for f in factors]
     steps = checks.integer(steps, "steps", low=0, high=checks.MAX_LENGTH)
     iterations = checks.integer(iterations, "iterations", low=1, high=checks.MAX_ELEMENTS)
     best, errors = factors, [relative_error(wbar, ws, factors)]
