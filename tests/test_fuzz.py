@@ -499,7 +499,8 @@ def test_the_classifier_tells_the_outcomes_apart(spec, kwargs, kind):
     assert classify(spec, kwargs, {}, limit=0.2)[0] == kind
 
 
-def test_fuzz_public_api(all_specs):
+def test_fuzz_public_api(all_specs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a mutated path such as "abc" is written here, not in the checkout
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: one thread, no contention
     start = time.perf_counter()
