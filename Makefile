@@ -10,6 +10,8 @@ MATHJAX_DIR := _build/mathjax
 # Run mode of the chapters during `make book`: quick (CPU settings) unless overridden.
 BOOK_MODE   ?= quick
 STAMP       := $(VENV)/.installed
+# Notebooks nbval runs at once (pytest-xdist; each notebook stays in one kernel, in order).
+NBVAL_WORKERS ?= 2
 
 .PHONY: install book test lint format execute bench clean check-book colab colab-alone
 
@@ -71,7 +73,8 @@ format: $(STAMP)
 
 test: $(STAMP) lint
 	LORA_THEORY_MODE=quick $(BIN)/python -m pytest -q tests
-	LORA_THEORY_MODE=quick $(BIN)/python -m pytest -q --nbval-lax -p no:randomly book
+	LORA_THEORY_MODE=quick $(BIN)/python -m pytest -q --nbval-lax -p no:randomly \
+	  -n $(NBVAL_WORKERS) --dist loadscope book
 
 # Re-execute every chapter in place (quick mode, CPU): refreshes the committed outputs.
 execute: $(STAMP)
