@@ -155,6 +155,27 @@ def test_singular_corrected_product_is_reported():
         linear.construct(target, frozen, rank)
 
 
+def test_auto_judges_the_frozen_product_by_its_factors():
+    """``∏W`` numerically singular in float64 (``cond = 1e16``) although each factor is far from
+    it (``cond = 1e8``): Lemma 1's hypothesis does not fail, so ``method="auto"`` may go on past
+    a refused sequential solve; a singular ``∏W + LR_1(E)`` still stops it."""
+    d = torch.tensor([1.0, 1.0, 1.0, 1e-8], dtype=torch.float64)
+    frozen = [torch.diag(d), torch.diag(d)]
+    target, _ = random_instance(1, 4, 1)
+    wbar, ws, prod = linalg.linear_problem(target, frozen, torch.float64)
+    p = construction._problem(wbar, ws, prod, 4, 1e-7)
+    report = linear.diagnose(target, frozen, 2)
+    assert report.corrected[0].singular and not report.holds  # ∏W + LR_0(E) = ∏W
+    assert not any(c.singular for c in report.frozen + report.corrected[1:])
+    assert not construction._hypothesis_fails(p, [2, 2])
+    eye = [torch.eye(4, dtype=torch.float64)] * 2
+    singular = torch.diag(torch.tensor([0.0, 1.5, 1.25, 1.125], dtype=torch.float64))
+    q = construction._problem(singular, eye, eye[0], 2, 1e-7)
+    assert construction._hypothesis_fails(q, [1, 1])
+    with pytest.raises(AssumptionError, match=r"assumption fails \(∏W \+ LR_1\(E\)"):
+        linear.construct(singular, eye, 1, method="auto")
+
+
 @pytest.mark.parametrize(
     ("rank", "match"),
     [

@@ -22,7 +22,8 @@ class AssumptionReport:
 
     ``frozen`` holds one :class:`~lora_theory.linalg.Conditioning` per ``W_l``; ``corrected`` one
     per ``∏_l W_l + LR_r(E)`` for the ranks ``r = R_1 + … + R_j`` (``j < L``) that the construction
-    actually inverts (``r`` capped at ``rank(E)``: beyond it no inverse is needed).
+    actually inverts (``r`` capped at ``rank(E)``: beyond it no inverse is needed), starting with
+    ``r = 0``, the frozen product itself, formed in the dtype of the check.
 
     Introduced in :ref:`ch-linear`.
     """
