@@ -58,7 +58,9 @@ REFINE_STEPS = 200
 #: ``L = 8`` seed 0 reaches ``3e-13`` (21 s), seed 1 ``4e-10`` (27 s)
 #: (``benchmarks/bench_exact.py --linear 256``). ``D = 1024`` by hand: seed 0, 100 steps, ``L = 4``
 #: 4e-7 → 1.3e-10 (amplification 2e11 → 1e6) in 155 s, ``L = 8`` 1e-3 → 4e-9 (2e15 → 5e8) in
-#: 240 s; seed 1, 200 steps, ``L = 4`` 4e-11 in 528 s; minutes per problem, so not by default.
+#: 240 s; seed 1, 200 steps, ``L = 4`` 4e-11 in 528 s; minutes per problem, so not by default
+#: here (``linear.construct(method="auto")`` refines such problems only until its
+#: ``WIDE_REFINE_RTOL``).
 #: Three Gauss–Newton steps on the greedy start's factors instead (``linear.gauss_newton``, 50
 #: LSQR iterations each; seed 0) keep its amplification: ``L = 4`` 4.3e-7 → 1.2e-7 in 54 s,
 #: ``L = 8`` 1.3e-3, no gain, in 65 s.

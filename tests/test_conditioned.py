@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from lora_theory import conditioned, fnn, linear
 from lora_theory.linalg import AssumptionError, ExactnessError, product
+from lora_theory.linear import construction
 
 
 def relative_error(target, frozen, adapters):
@@ -92,6 +93,43 @@ def test_linear_deep_gaussian_at_the_threshold_and_above():
         adapters = linear.construct(target, frozen, rank, rtol=1e-9, method="auto")
         assert relative_error(target, frozen, adapters) <= 1e-10
         assert all(a.inner_dim <= rank for a in adapters)
+
+
+@pytest.mark.filterwarnings("ignore::lora_theory.linear.ConditioningWarning")
+def test_auto_refines_wide_problems_to_the_spectral_target(monkeypatch):
+    """Above ``REFINE_MAX_WIDTH`` (lowered here to 16) ``"auto"`` still refines, and stops once
+    the spectral error is within ``WIDE_REFINE_RTOL · ‖W̄‖₂``."""
+    target, frozen = gaussian_instance(0, 32, 8)
+    narrow = linear.construct(target, frozen, 4, method="auto")
+    calls = []
+    real = conditioned.adapters
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("steps", args[3] if len(args) > 3 else None))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(conditioned, "REFINE_MAX_WIDTH", 16)
+    monkeypatch.setattr(conditioned, "adapters", counted)
+    wide = linear.construct(target, frozen, 4, method="auto")
+    assert calls[-1] == construction.WIDE_REFINE_STEPS  # the wide rung ran
+    assert relative_error(target, frozen, wide) <= construction.WIDE_REFINE_RTOL
+    assert relative_error(target, frozen, narrow) <= 1e-10
+
+
+def test_wide_auto_keeps_a_solution_within_the_spectral_target(monkeypatch):
+    """``D = 16``, ``L = 5``: the sequential solution misses ``AUTO_RTOL`` (certificate 7e-11 of
+    the scale) but is within ``WIDE_REFINE_RTOL`` (1.6e-10 relative): above ``REFINE_MAX_WIDTH``
+    auto keeps it and builds nothing else."""
+    target, frozen = gaussian_instance(0, 16, 5)
+    calls = []
+    real = conditioned.adapters
+    monkeypatch.setattr(conditioned, "REFINE_MAX_WIDTH", 8)
+    monkeypatch.setattr(conditioned, "adapters", lambda *a, **k: calls.append(a) or real(*a, **k))
+    auto = linear.construct(target, frozen, 4, method="auto")
+    seq = linear.construct(target, frozen, 4)
+    assert not calls
+    for a, s in zip(auto, seq, strict=True):
+        assert torch.equal(a.B, s.B) and torch.equal(a.A, s.A)
 
 
 def test_auto_keeps_the_sequential_result_when_it_is_exact():
