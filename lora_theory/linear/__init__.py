@@ -19,6 +19,8 @@ only the sum ``Σ_l R_l`` matters (the error is ``σ_{ΣR_l + 1}(E)``).
 * ``.assumptions`` — the non-singularity hypothesis, matrix by matrix (:func:`diagnose`);
 * ``.construction`` — :func:`construct` (one LU factorization per matrix it solves with, one SVD
   of ``E``, a self-check that needs no further SVD unless it is inconclusive);
+* ``.gram`` — ``E``'s right singular vectors from the eigendecomposition of ``EᵀE``, where that
+  route can vouch for them (cheaper than the SVD above ``D = 64``);
 * ``.batched`` — :func:`construct_batch`: problems × ranks in one call (``method="auto"``
   rebuilds an entry it cannot certify alone, with the conditioned construction);
 * ``.precision`` — :func:`precision_check`: the sequential solution in extended precision,
