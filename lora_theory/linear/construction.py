@@ -27,7 +27,7 @@ from ..linalg import (
 )
 from ..solves import LUFactorization, conditioning, norm2_lower
 from .assumptions import _cumulative_ranks, diagnose
-from .gram import GRAM_SHARE, GRAM_WIDTH, gram_route
+from .gram import GRAM_SHARE, GRAM_WIDTH, _gram_route
 
 #: ``method`` of :func:`construct`; ``"auto"`` stops at the first candidate whose Frobenius error
 #: is within ``AUTO_RTOL`` times the scale ``‖W̄‖₂ + ‖∏W‖₂`` (four digits tighter than ``rtol``).
@@ -91,7 +91,7 @@ def _problem(
     tol = difference_tol(wbar, prod, scale=scale)
     gram = e.mT @ e if total > 0 and e.shape[0] > GRAM_WIDTH else None
     if gram is not None and checks.all_finite(gram):  # EᵀE may overflow where E does not
-        found = gram_route(e, gram, total, tol, GRAM_SHARE * rtol * scale)
+        found = _gram_route(e, gram, total, tol, GRAM_SHARE * rtol * scale)
         if found is not None:
             us, s, vh, rank_e, gap = found
             return _Problem(wbar, ws, prod, us, s, vh, scale, rank_e, gap)

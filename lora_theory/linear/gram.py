@@ -1,4 +1,4 @@
-"""The Gram-matrix route to ``E``'s right singular vectors (:func:`gram_route`), which
+"""The Gram-matrix route to ``E``'s right singular vectors (``_gram_route``), which
 :func:`~lora_theory.linear.construct` takes instead of an SVD where it can vouch for the result.
 
 Introduced in :ref:`pf-lemma1`.
@@ -35,7 +35,7 @@ GRAM_SAFETY, GRAM_SHARE = 10.0, 1e-2
 GRAM_WIDTH = 64
 
 
-def gram_route(
+def _gram_route(
     e: torch.Tensor, gram: torch.Tensor, total: int, tol: float, allowed: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, float] | None:
     """``(E V, S, Vᵀ, rank(E) or Σ_l R_l, gap)`` from ``eigh(EᵀE)`` (``gram``), or ``None`` where
