@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import cache, partial
 from typing import NamedTuple
 
 import torch
@@ -211,11 +211,13 @@ def _best(
     def accept(adapters: list[LoRAFactors]) -> bool:
         return _deviation(p, ranks, _adapted(p.ws, adapters)) <= AUTO_REFINE_RTOL * p.scale
 
-    wide: list[float] = []  # WIDE_REFINE_RTOL · ‖W̄‖₂, computed at the first check
+    wide_limit = cache(lambda: WIDE_REFINE_RTOL * _norm2(p.wbar))  # at the first check only
+
+    def within_wide(adapted: torch.Tensor) -> bool:
+        return _norm2(adapted - p.wbar) <= wide_limit()
 
     def accept_wide(adapters: list[LoRAFactors]) -> bool:
-        wide[:] = wide or [WIDE_REFINE_RTOL * _norm2(p.wbar)]
-        return _norm2(_adapted(p.ws, adapters) - p.wbar) <= wide[0]
+        return within_wide(_adapted(p.ws, adapters))
 
     narrow = p.wbar.shape[0] <= conditioned.REFINE_MAX_WIDTH
     if narrow:
@@ -242,9 +244,10 @@ def _best(
             continue
         if len(steps) == 1:
             return adapters, record
-        tried.append((_deviation(p, ranks, _adapted(p.ws, adapters)), adapters, record))
+        adapted = _adapted(p.ws, adapters)
+        tried.append((_deviation(p, ranks, adapted), adapters, record))
         # wide: a candidate already within the refinement's own target ends the search too
-        if tried[-1][0] <= AUTO_RTOL * p.scale or (not narrow and accept_wide(adapters)):
+        if tried[-1][0] <= AUTO_RTOL * p.scale or (not narrow and within_wide(adapted)):
             break
     if not tried:
         raise failure  # type: ignore[misc]
