@@ -153,12 +153,12 @@ def construct_batch(
     i = torch.arange(n)[:, None, None, None]
     # B_l: the columns J_l of X_l; A_l starts as the rows J_l of Vᵀ. Padding is zero.
     x = torch.stack(xs, 1)  # (n, L, D, D)
-    big_b = x[i, torch.arange(depth)[:, None], :, pos].movedim(-1, -2) * valid[..., None, :]
-    big_a = list((vh[i, pos] * valid[..., None]).unbind(2))  # L × (n, m, r, D)
+    big_b = x[i, torch.arange(depth)[:, None], :, pos].movedim(-1, -2).mul_(valid[..., None, :])
+    big_a = list(vh[i, pos].mul_(valid[..., None]).unbind(2))  # L × (n, m, r, D)
     merged, adapted = [], None
     for layer in range(depth):
         # A_l is final: it was solved with W'_1 … W'_{l−1}
-        merged.append(ws[:, None, layer] + big_b[:, :, layer] @ big_a[layer])
+        merged.append((big_b[:, :, layer] @ big_a[layer]).add_(ws[:, None, layer]))
         adapted = merged[-1] if adapted is None else merged[-1] @ adapted
         hi = bounds[:, :, layer + 1]
         if layer < depth - 1 and bool((hi < top).any()):  # the layers above: A ← A W'_l^{-1}
@@ -258,9 +258,8 @@ def _deviations(
     n, m, width = adapted.shape[0], adapted.shape[1], adapted.shape[-1]
     keep = (torch.arange(width) < total.clamp(max=width)[:, None]).to(s.dtype)  # (m, D)
     us = (u[:, None] * (s[:, None] * keep)[:, :, None, :]).reshape(n, m * width, width)
-    shifted = (adapted - prod[:, None]).reshape(n, m * width, width)
-    residual = torch.baddbmm(shifted, us, vh, alpha=-1).view(n, m, width, width)
-    return torch.linalg.matrix_norm(residual)
+    residual = (adapted - prod[:, None]).reshape(n, m * width, width)
+    return torch.linalg.matrix_norm(residual.baddbmm_(us, vh, alpha=-1).view(n, m, width, width))
 
 
 def _check_residuals(
