@@ -210,8 +210,9 @@ class Assumption4Report:
     inverts or multiplies through (frozen ``W_{1l}``, ``W_{2l}``, ``W_o`` and the target's
     ``W̄_{1l}``, ``W̄_{2l}``, ``W̄_o``); ``problems``: per sub-problem (named as in
     :func:`subproblems`) Lemma 1's report (:func:`lora_theory.linear.diagnose` with ``L = 2``:
-    both frozen factors and ``second · first + LR_r(target − second · first)`` for the ranks the
-    construction inverts).
+    both frozen factors and ``second · first + LR_r(target − second · first)`` for the one rank
+    the construction uses, ``r = min(R, rank(target − second · first))``, none when that is 0;
+    the frozen product ``second · first`` is non-singular when its factors are and is not listed).
 
     Introduced in :ref:`ch-transformer`.
     """
