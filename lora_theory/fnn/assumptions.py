@@ -28,8 +28,8 @@ class Assumption1Report(linear.AssumptionReport):
     """Assumption 1 (and its general-partition analogue), matrix by matrix.
 
     ``frozen``: the conditioning of every frozen ``W_l`` (1-based names); ``corrected``: for each
-    block ``i`` the matrices ``∏_{P_i} W + LR_r(W̄_i − ∏_{P_i} W)`` that Lemma 1's construction
-    needs non-singular for the ranks in use (``r = R_1, R_1 + R_2, …`` up to the block's rank
+    block ``i`` the matrices ``∏_{P_i} W + LR_r(W̄_i − ∏_{P_i} W)`` at the block boundaries of
+    Lemma 1's construction for the ranks in use (``r = R_1, R_1 + R_2, …`` up to the block's rank
     budget minus its last adapted layer's share, capped at the discrepancy's rank), named by
     block: :func:`lora_theory.linear.diagnose`'s ``corrected``. The block's frozen product
     (``r = 0``) is not listed: it is never inverted and is non-singular when its factors, listed

@@ -23,12 +23,12 @@ class AssumptionReport:
     ``frozen`` holds one :class:`~lora_theory.linalg.Conditioning` per ``W_l``; ``corrected`` one
     per ``∏_l W_l + LR_r(E)`` for the ranks ``r = min(R_1 + … + R_j, rank(E))``,
     ``j = 1, …, L − 1``, each ``r ≥ 1`` once (none when ``L = 1``), formed in the dtype of the
-    check. Below ``rank(E)``, ``∏W + LR_r(E) = P_j W'_j ⋯ W'_1`` with ``P_j = W_L ⋯ W_{j+1}``:
-    given the frozen factors it is non-singular exactly when the adapted ``W'_j = W_j + ΔW_j``,
-    which the construction inverts, is. At the cap it is ``W̄`` (``LR_r(E) = E``), which Lemma 1's
-    hypothesis includes although no further inverse is needed. ``r = 0``, the frozen product
-    ``∏W``, is not listed: the construction never inverts it, it is non-singular when its factors
-    are, and its float64 condition number can exceed ``1/ε`` although every factor is
+    check: Lemma 1's hypothesis at the construction's block boundaries. There
+    ``∏W + LR_r(E) = P_j W'_j ⋯ W'_1`` with ``P_j = W_L ⋯ W_{j+1}``, so given the frozen factors
+    it is non-singular exactly when the adapted ``W'_j = W_j + ΔW_j`` is, which the construction
+    inverts whenever a later layer still receives singular triplets. ``r = 0``, the frozen
+    product ``∏W``, is not listed: the construction never inverts it, it is non-singular when its
+    factors are, and its float64 condition number can exceed ``1/ε`` although every factor is
     well-conditioned.
 
     Introduced in :ref:`ch-linear`.
