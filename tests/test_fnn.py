@@ -244,15 +244,32 @@ def test_assumption_report_lists_the_ranks_in_use():
     assert [c.name for c in report.frozen] == [f"W_{k}" for k in range(1, 6)]
     names = [c.name for c in report.corrected]
     assert names == [
-        "block 1 (W_1..W_2): ∏W + LR_0(E)",
         "block 1 (W_1..W_2): ∏W + LR_2(E)",
-        "block 2 (W_3..W_5): ∏W + LR_0(E)",
         "block 2 (W_3..W_5): ∏W + LR_2(E)",
         "block 2 (W_3..W_5): ∏W + LR_4(E)",
     ]
     # Theorem 5's ranks stay within Assumption 1's range r ≤ R(M − 1) = 2.
     proof = fnn.check_assumption(target, frozen, fnn.theorem5_ranks(5, 2, 2))
     assert max(int(c.name.rsplit("LR_", 1)[1].split("(")[0]) for c in proof.corrected) == 2
+
+
+def test_assumption1_judges_a_block_product_by_its_factors():
+    """One block of six layers ``diag(1, 1, 1, 10⁻³)``: the float64 block product has
+    ``cond = 10¹⁸ > 1/ε`` but is not listed, and the assumption holds; a singular partial
+    correction (Lemma 1's counter-example of chapter 1) still makes it fail."""
+    d = torch.tensor([1.0, 1.0, 1.0, 1e-3], dtype=torch.float64)
+    frozen = FNN([torch.diag(d)] * 6)
+    assert float(torch.linalg.cond(product(frozen.weights))) > 1e16
+    target = FNN.random(4, 1, torch.Generator().manual_seed(0))
+    report = fnn.check_assumption(target, frozen, 1)
+    assert report.holds
+    names = [f"block 1 (W_1..W_6): ∏W + LR_{r}(E)" for r in (1, 2, 3, 4)]
+    assert [c.name for c in report.corrected] == names
+    eye = torch.eye(4, dtype=torch.float64)
+    toy = FNN([torch.diag(torch.tensor([0.0, 1.5, 1.25, 1.125], dtype=torch.float64))])
+    failed = fnn.check_assumption(toy, FNN([eye, eye]), 1)
+    assert not failed.holds and failed.worst.name == "block 1 (W_1..W_2): ∏W + LR_1(E)"
+    assert [c.name for c in failed.corrected] == [failed.worst.name]
 
 
 def test_lemma3_random_models_are_non_singular():

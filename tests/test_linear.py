@@ -155,19 +155,42 @@ def test_singular_corrected_product_is_reported():
         linear.construct(target, frozen, rank)
 
 
-def test_auto_judges_the_frozen_product_by_its_factors():
-    """``∏W`` numerically singular in float64 (``cond = 1e16``) although each factor is far from
-    it (``cond = 1e8``): Lemma 1's hypothesis does not fail, so ``method="auto"`` may go on past
-    a refused sequential solve; a singular ``∏W + LR_1(E)`` still stops it."""
-    d = torch.tensor([1.0, 1.0, 1.0, 1e-8], dtype=torch.float64)
-    frozen = [torch.diag(d), torch.diag(d)]
+def test_diagnose_lists_the_ranks_the_construction_uses():
+    """``r = min(R_1 + … + R_j, rank(E))`` for ``j < L``, each ``r ≥ 1`` once; never ``∏W``."""
+
+    def ranks_listed(target, frozen, rank):
+        report = linear.diagnose(target, frozen, rank)
+        assert str(report).startswith("Lemma 1 assumption holds; worst ")
+        return [int(c.name.split("LR_")[1].split("(")[0]) for c in report.corrected]
+
+    target, frozen = random_instance(3, 6, 4)
+    assert ranks_listed(target, frozen, [2, 0, 3, 1]) == [2, 5]
+    assert ranks_listed(target, frozen, [0, 0, 2, 6]) == [2]
+    assert ranks_listed(target, frozen, 6) == [6]  # min(6, 12, 18, rank(E) = 6)
+    low, _ = random_instance(3, 6, 4, rank_e=3)
+    assert ranks_listed(low, frozen, [2, 0, 3, 1]) == [2, 3]
+    assert ranks_listed(linalg.product(frozen), frozen, 2) == []  # E = 0
+    assert ranks_listed(target, frozen[:1], 2) == []  # L = 1: nothing is inverted
+    assert linear.diagnose(target, frozen[:1], 2).worst.name == "W_1"
+
+
+def test_the_frozen_product_is_judged_by_its_factors():
+    """Six factors ``diag(1, 1, 1, 10⁻³)`` (``cond = 10³`` each) whose float64 product has
+    ``cond = 10¹⁸ > 1/ε``: ``∏W`` is never inverted and is non-singular with its factors, so
+    :func:`~lora_theory.linear.diagnose` does not list it and Lemma 1's hypothesis holds. The
+    sequential solve is refused (``W'_1`` inherits the conditioning of ``W_6 ⋯ W_2``), and
+    ``method="auto"`` goes on to an exact solution; a singular ``∏W + LR_1(E)`` still stops it."""
+    d = torch.tensor([1.0, 1.0, 1.0, 1e-3], dtype=torch.float64)
+    frozen = [torch.diag(d)] * 6
+    assert float(torch.linalg.cond(linalg.product(frozen))) > linalg.SINGULAR_CONDITION
     target, _ = random_instance(1, 4, 1)
-    wbar, ws, prod = linalg.linear_problem(target, frozen, torch.float64)
-    p = construction._problem(wbar, ws, prod, 4, 1e-7)
-    report = linear.diagnose(target, frozen, 2)
-    assert report.corrected[0].singular and not report.holds  # ∏W + LR_0(E) = ∏W
-    assert not any(c.singular for c in report.frozen + report.corrected[1:])
-    assert not construction._hypothesis_fails(p, [2, 2])
+    report = linear.diagnose(target, frozen, 1)
+    assert report.holds and str(report).startswith("Lemma 1 assumption holds")
+    assert [c.name for c in report.corrected] == [f"∏W + LR_{r}(E)" for r in (1, 2, 3, 4)]
+    with pytest.raises(AssumptionError, match="inherits the conditioning of the frozen product"):
+        linear.construct(target, frozen, 1)
+    adapters = linear.construct(target, frozen, 1, method="auto")
+    assert spectral(linear.adapted_product(frozen, adapters) - target) < 1e-7 * spectral(target)
     eye = [torch.eye(4, dtype=torch.float64)] * 2
     singular = torch.diag(torch.tensor([0.0, 1.5, 1.25, 1.125], dtype=torch.float64))
     q = construction._problem(singular, eye, eye[0], 2, 1e-7)

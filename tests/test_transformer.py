@@ -144,6 +144,10 @@ def test_assumption4_report_and_a_singular_model():
     target, frozen = pair(6, 2, 2, 0)
     report = transformer.check_assumption(target, frozen, 3)
     assert report.holds and len(report.problems) == 2 * 2 * 2 + 1
+    # per sub-problem: its two factors, named as in the model, and ∏W + LR_3(E) (never ∏W alone)
+    listed = [[c.name for c in r.frozen + r.corrected] for _, r in report.problems]
+    assert listed[:2] == [["W_Q", "W_Kᵀ", "∏W + LR_3(E)"], ["W_V", "W_O", "∏W + LR_3(E)"]]
+    assert listed[-1] == ["W_22", "W_o", "∏W + LR_3(E)"]
     name, worst = report.closest
     assert name in {s.name for s in transformer.subproblems(target, frozen)}
     assert worst.condition >= 1 and "closest to singular" in str(report)

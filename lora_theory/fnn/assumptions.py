@@ -28,10 +28,12 @@ class Assumption1Report(linear.AssumptionReport):
     """Assumption 1 (and its general-partition analogue), matrix by matrix.
 
     ``frozen``: the conditioning of every frozen ``W_l`` (1-based names); ``corrected``: for each
-    block ``i`` the matrices ``∏_{P_i} W + LR_r(W̄_i − ∏_{P_i} W)`` that Lemma 1's construction
-    inverts for the ranks in use (``r = 0, R_1, R_1 + R_2, …`` up to the block's rank budget minus
-    its last adapted layer's share, capped at the discrepancy's rank), named by block;
-    ``partition`` the 0-based blocks. ``holds`` and ``worst`` are inherited.
+    block ``i`` the matrices ``∏_{P_i} W + LR_r(W̄_i − ∏_{P_i} W)`` at the block boundaries of
+    Lemma 1's construction for the ranks in use (``r = R_1, R_1 + R_2, …`` up to the block's rank
+    budget minus its last adapted layer's share, capped at the discrepancy's rank), named by
+    block: :func:`lora_theory.linear.diagnose`'s ``corrected``. The block's frozen product
+    (``r = 0``) is not listed: it is never inverted and is non-singular when its factors, listed
+    in ``frozen``, are. ``partition`` the 0-based blocks. ``holds`` and ``worst`` are inherited.
 
     Introduced in :ref:`ch-multilayer`.
     """
@@ -50,7 +52,8 @@ def check_assumption(
     """Check Assumption 1 for ``rank`` (``R`` or per-layer ranks), matrix by matrix.
 
     Reuses :func:`lora_theory.linear.diagnose` on each block (with rank-0 layers folded as in
-    :func:`construct`).
+    :func:`construct`): every frozen ``W_l`` and each block's partial corrections for the ranks
+    ``r ≥ 1`` the construction uses (see :class:`Assumption1Report`).
 
     Introduced in :ref:`ch-multilayer`.
     """

@@ -21,9 +21,15 @@ class AssumptionReport:
     """Lemma 1's non-singularity hypothesis, matrix by matrix.
 
     ``frozen`` holds one :class:`~lora_theory.linalg.Conditioning` per ``W_l``; ``corrected`` one
-    per ``∏_l W_l + LR_r(E)`` for the ranks ``r = R_1 + … + R_j`` (``j < L``) that the construction
-    actually inverts (``r`` capped at ``rank(E)``: beyond it no inverse is needed), starting with
-    ``r = 0``, the frozen product itself, formed in the dtype of the check.
+    per ``∏_l W_l + LR_r(E)`` for the ranks ``r = min(R_1 + … + R_j, rank(E))``,
+    ``j = 1, …, L − 1``, each ``r ≥ 1`` once (none when ``L = 1``), formed in the dtype of the
+    check: Lemma 1's hypothesis at the construction's block boundaries. There
+    ``∏W + LR_r(E) = P_j W'_j ⋯ W'_1`` with ``P_j = W_L ⋯ W_{j+1}``, so given the frozen factors
+    it is non-singular exactly when the adapted ``W'_j = W_j + ΔW_j`` is, which the construction
+    inverts whenever a later layer still receives singular triplets. ``r = 0``, the frozen
+    product ``∏W``, is not listed: the construction never inverts it, it is non-singular when its
+    factors are, and its float64 condition number can exceed ``1/ε`` although every factor is
+    well-conditioned.
 
     Introduced in :ref:`ch-linear`.
     """
@@ -61,6 +67,10 @@ def diagnose(
 ) -> AssumptionReport:
     """Check Lemma 1's hypothesis for these matrices and report the conditioning of each piece.
 
+    Shapes: ``target`` ``(D, D)``, ``frozen`` ``L`` matrices ``(D, D)`` from input to output. The
+    report lists every ``W_l`` and ``∏W + LR_r(E)`` (``E = W̄ − ∏W``) for the ranks ``r ≥ 1`` the
+    construction uses (see :class:`AssumptionReport`); ``∏W`` itself is left to its factors.
+
     Introduced in :ref:`ch-linear`.
     """
     wbar, ws = check_inputs(target, frozen, dtype)
@@ -68,7 +78,7 @@ def diagnose(
     prod = product(ws)
     e = wbar - prod
     bounds = _cumulative_ranks(ranks[:-1], numerical_rank(e, difference_tol(wbar, prod)))
-    used = sorted(set(bounds))
+    used = sorted(set(bounds) - {0})
     return AssumptionReport(
         frozen=tuple(Conditioning.of(f"W_{k + 1}", w) for k, w in enumerate(ws)),
         corrected=tuple(

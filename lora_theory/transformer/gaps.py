@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -210,8 +210,10 @@ class Assumption4Report:
     inverts or multiplies through (frozen ``W_{1l}``, ``W_{2l}``, ``W_o`` and the target's
     ``W̄_{1l}``, ``W̄_{2l}``, ``W̄_o``); ``problems``: per sub-problem (named as in
     :func:`subproblems`) Lemma 1's report (:func:`lora_theory.linear.diagnose` with ``L = 2``:
-    both frozen factors and ``second · first + LR_r(target − second · first)`` for the ranks the
-    construction inverts).
+    both frozen factors, named as in the model, and ``second · first + LR_r(target − second ·
+    first)`` for the one rank the construction uses, ``r = min(R, rank(target − second ·
+    first))``, none when that is 0; the frozen product ``second · first`` is non-singular when its
+    factors are and is not listed).
 
     Introduced in :ref:`ch-transformer`.
     """
@@ -254,6 +256,15 @@ class Assumption4Report:
         return "\n".join(lines)
 
 
+def _factors_named(s: SubProblem, report: linear.AssumptionReport) -> linear.AssumptionReport:
+    """``report`` with its frozen factors named as in the model (``W_Q``, ``W_Kᵀ``; ``W_V``,
+    ``W_O``; ``W_{2L}``, ``W_o``) instead of Lemma 1's ``W_1``, ``W_2``."""
+    names = {"query-key": ("W_Q", "W_Kᵀ"), "value-output": ("W_V", "W_O")}
+    first, second = names.get(s.kind, (f"W_2{s.block - 1}", "W_o"))
+    frozen = (replace(report.frozen[0], name=first), replace(report.frozen[1], name=second))
+    return replace(report, frozen=frozen)
+
+
 def check_assumption(target: TFN, frozen: TFN, rank: int) -> Assumption4Report:
     """Check Assumption 4 for LoRA-rank ``rank``: every weight matrix non-singular and each of the
     ``2LH + 1`` sub-problems satisfying Lemma 1's hypothesis with ``L = 2``.
@@ -264,7 +275,7 @@ def check_assumption(target: TFN, frozen: TFN, rank: int) -> Assumption4Report:
     if any(c.singular for c in weights):
         return Assumption4Report(weights, ())
     reports = tuple(
-        (s.name, linear.diagnose(s.target, [s.first, s.second], rank))
+        (s.name, _factors_named(s, linear.diagnose(s.target, [s.first, s.second], rank)))
         for s in subproblems(target, frozen)
     )
     return Assumption4Report(weights, reports)
