@@ -13,7 +13,10 @@ warnings are discarded. Without ``--paper`` only this package's columns are prin
   and in float32, the ratios (> 1: this package is faster), and each one's relative error
   ``|‖∏(W_l + ΔW_l) − W̄‖₂ − σ_{RL+1}(E)| / ‖W̄‖₂`` (the product formed in float64 from the
   returned factors). ``refused`` means the package raised instead of returning a wrong answer;
-  the paper's routine always returns.
+  the paper's routine always returns. ``floor``: the same float64 construction as bare torch
+  calls (one SVD of ``E``, the LU factorizations and solves, nothing else: no input checks, no
+  conditioning, no self-check), the least a float64 version of Lemma 1's construction costs
+  here; its ratio to the paper's time bounds what any checked float64 version could reach.
 * **A sweep.** Seeds × ranks of one shape: the paper's routine in a loop against one call of
   :func:`lora_theory.linear.construct_batch`, which shares the SVD of ``E`` and the frozen solves
   across the ranks of a problem.
@@ -30,6 +33,7 @@ import argparse
 import contextlib
 import importlib.util
 import io
+import itertools
 import math
 import sys
 import time
@@ -94,19 +98,44 @@ def relative_gap(target, frozen, deltas, rank) -> float:
     return gap / float(torch.linalg.matrix_norm(target, 2)) if math.isfinite(err) else math.inf
 
 
+def bare(
+    target: torch.Tensor, frozen: torch.Tensor, rank: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Lemma 1's sequential construction in float64 as bare torch calls (the ``floor`` column):
+    ``B_l = W_{l+1}^{-1} ⋯ W_L^{-1} U_J S_J`` and ``A_l = V_Jᵀ W'_1^{-1} ⋯ W'_{l-1}^{-1}``, one LU
+    factorization per matrix, nothing checked; returns the factors ``(B_l, A_l)``."""
+    ws, width = list(frozen), target.shape[0]
+    prod = ws[0]
+    for w in ws[1:]:
+        prod = w @ prod
+    u, s, vh = torch.linalg.svd(target - prod)
+    bounds = [min(rank * k, width) for k in range(len(ws) + 1)]
+    b, a = u * s, vh
+    for k in range(len(ws) - 1, 0, -1):
+        lu, piv = torch.linalg.lu_factor(ws[k])
+        b = torch.cat([torch.linalg.lu_solve(lu, piv, b[:, : bounds[k]]), b[:, bounds[k] :]], 1)
+    for k, w in enumerate(ws[:-1]):
+        lo, hi = bounds[k], bounds[k + 1]
+        lu, piv = torch.linalg.lu_factor(w + b[:, lo:hi] @ a[lo:hi])
+        a = torch.cat([a[:hi], torch.linalg.lu_solve(lu, piv, a[hi:].mT, adjoint=True).mT])
+    return [(b[:, lo:hi], a[lo:hi]) for lo, hi in itertools.pairwise(bounds)]
+
+
 def one_problem(paper, width: int, depth: int, rank: int, repeats: int) -> str:
     target, frozen = instance(width, depth)
     cells = [f"{width:>5} {depth:>2} {rank:>4}"]
     t_ours, ours_cell = ours(target, frozen, rank, repeats, torch.float64)
     t_32, cell_32 = ours(target.float(), frozen.float(), rank, repeats, torch.float32)
+    t_bare = best_of(lambda: bare(target, frozen, rank), repeats)
     if paper is not None:
         deltas = paper_deltas(paper, target, frozen, rank)
         t_paper = best_of(paper_timer(paper, target, frozen, rank), repeats)
         cells.append(f"{t_paper * 1e3:>9.2f} {relative_gap(target, frozen, deltas, rank):>9.1e}")
         cells.append(f"{ours_cell} {ratio(t_paper, t_ours)}")
         cells.append(f"{cell_32} {ratio(t_paper, t_32)}")
+        cells.append(f"{t_bare * 1e3:>9.2f} {ratio(t_paper, t_bare)}")
     else:
-        cells += [ours_cell, cell_32]
+        cells += [ours_cell, cell_32, f"{t_bare * 1e3:>9.2f}"]
     return " | ".join(cells)
 
 
@@ -200,7 +229,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("One problem: time [ms] and relative error (see the module docstring)")
     head = f"{'D':>5} {'L':>2} {'R':>4} | "
-    cols = [f"{'f64 ms':>9} {'f64 err':>9}", f"{'f32 ms':>9} {'f32 err':>9}"]
+    cols = [f"{'f64 ms':>9} {'f64 err':>9}", f"{'f32 ms':>9} {'f32 err':>9}", f"{'floor ms':>9}"]
     if paper is not None:
         cols = [f"{c} {'speed':>7}" for c in cols]
         print(head + f"{'paper ms':>9} {'paper err':>9} | " + " | ".join(cols))
