@@ -71,6 +71,30 @@ def test_every_state_choice_is_an_exact_solution_with_the_ranks(seed, width, dep
     assert relative_error(target, frozen, adapters) <= 1e-13 * width * max(amp, 1.0)
 
 
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), width=st.integers(2, 8), depth=st.integers(1, 5))
+def test_the_objective_is_the_log_of_the_summed_amplification(seed, width, depth):
+    """What L-BFGS minimises is ``log Σ_m ‖N_m‖_F ‖W'_m‖_F ‖M_{m−1}‖_F`` of the adapters that the
+    states give (module docstring), formed here from the merged layers instead of the states."""
+    target, frozen = gaussian_instance(seed, width, depth)
+    bounds = [min(math.ceil(width / depth) * m, width) for m in range(depth + 1)]
+    v = conditioned._greedy_states(target, frozen, bounds)
+    above = conditioned._above(frozen)
+    value = conditioned._log_amplification(
+        conditioned._states(v, target, frozen, bounds, above), target
+    )
+    factors = conditioned._factors(v, target, frozen, bounds, above)
+    merged = [a.merge(w) for w, a in zip(frozen, factors, strict=True)]
+    eye = torch.eye(width, dtype=torch.float64)
+    total = sum(
+        float(torch.linalg.matrix_norm(product(merged[m + 1 :]) if m + 1 < depth else eye))
+        * float(torch.linalg.matrix_norm(merged[m]))
+        * float(torch.linalg.matrix_norm(product(merged[:m]) if m else eye))
+        for m in range(depth)
+    )
+    assert float(value) == pytest.approx(math.log(total), rel=1e-6, abs=1e-6)
+
+
 def test_refinement_lowers_the_amplification():
     target, frozen = random_pair(1, 16, 1, 8)
     ws, wbar = frozen.weights, target.weights[0]
