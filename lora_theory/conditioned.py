@@ -37,6 +37,7 @@ Introduced in :ref:`ch-multilayer`.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -154,17 +155,48 @@ def _states(
     return phis
 
 
-def _log_amplification(phis: list[torch.Tensor], wbar: torch.Tensor) -> torch.Tensor:
-    """``log Σ_m ‖N_m‖_F ‖W'_m‖_F ‖M_{m−1}‖_F`` from the state matrices ``Φ_0 … Φ_L``:
-    ``N_m = W̄ Z Φ_m^{-1}``, ``W'_m = Φ_m Φ_{m−1}^{-1}``, ``M_{m−1} = Φ_{m−1} Z^{-1}`` (``Z = Φ_0``),
-    each term in logarithms (``logsumexp``), so that no product of norms overflows."""
-    inverses = [torch.linalg.inv(p) for p in phis]
-    wbar_z = wbar @ phis[0]
+def _pairs(
+    v: torch.Tensor,
+    wbar: torch.Tensor,
+    ws: list[torch.Tensor],
+    bounds: list[int],
+    above: list[torch.Tensor],
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(B_m, A_m)`` of the states ``v`` (module docstring), differentiable in ``v``:
+    ``B_m = V_m − W_m Φ_{m−1}[:, J_m]`` (``D × n_m``) and ``A_m`` the rows ``J_m`` of
+    ``Φ_{m−1}^{-1}`` (``n_m × D``, one solve with ``Φ_{m−1}ᵀ``; none for an empty block)."""
+    phis = _states(v, wbar, ws, bounds, above)
+    eye = torch.eye(wbar.shape[0], dtype=wbar.dtype)
+    out = []
+    for m, w in enumerate(ws, start=1):
+        lo, hi = bounds[m - 1], bounds[m]
+        b = phis[m][:, lo:hi] - w @ phis[m - 1][:, lo:hi]
+        a = torch.linalg.solve(phis[m - 1].mT, eye[:, lo:hi]).mT if hi > lo else eye[lo:hi]
+        out.append((b, a))
+    return out
+
+
+def _log_amplification(
+    ws: list[torch.Tensor], pairs: list[tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
+    """``log Σ_m ‖N_m‖_F ‖W'_m‖_F ‖M_{m−1}‖_F`` for the adapters ``pairs`` (from :func:`_pairs`):
+    ``W'_m = W_m + B_m A_m``, ``M_{m−1} = W'_{m−1} ⋯ W'_1`` and ``N_m = W'_L ⋯ W'_{m+1}`` as
+    running products (``2(L − 2)`` matrix products, no inverse), each term in logarithms
+    (``logsumexp``), so that no product of norms overflows."""
+    merged = [w + b @ a for w, (b, a) in zip(ws, pairs, strict=True)]
+    depth = len(merged)
+    below = [merged[0]]  # M_1, …, M_{L−1}
+    for w in merged[1:-1]:
+        below.append(w @ below[-1])
+    upper = [merged[-1]]  # N_{L−1}, …, N_1
+    for w in merged[-2:0:-1]:
+        upper.append(upper[-1] @ w)
+    root = 0.5 * math.log(merged[0].shape[0])  # log ‖I‖_F
     terms = [
-        (wbar_z @ inverses[m]).norm().log()
-        + (phis[m] @ inverses[m - 1]).norm().log()
-        + (phis[m - 1] @ inverses[0]).norm().log()
-        for m in range(1, len(phis))
+        (upper[depth - 1 - m].norm().log() if m < depth else root)
+        + merged[m - 1].norm().log()
+        + (below[m - 2].norm().log() if m > 1 else root)
+        for m in range(1, depth + 1)
     ]
     return torch.logsumexp(torch.stack(terms), 0)
 
@@ -224,16 +256,10 @@ def _factors(
     above: list[torch.Tensor],
 ) -> list[LoRAFactors]:
     """The adapters ``(B_m, A_m)`` of the states ``v`` (module docstring), gauge balanced."""
-    with torch.no_grad():
-        phis = _states(v.detach(), wbar, ws, bounds, above)
-        out = []
-        for m, w in enumerate(ws, start=1):
-            lo, hi = bounds[m - 1], bounds[m]
-            eye = torch.eye(wbar.shape[0], dtype=wbar.dtype)[:, lo:hi]
-            a = torch.linalg.solve(phis[m - 1].T, eye).T
-            b = phis[m][:, lo:hi] - w @ phis[m - 1][:, lo:hi]
-            out.append(LoRAFactors(b, a).balanced())  # ‖B e_j‖ = ‖e_jᵀA‖
-    return out
+    with torch.no_grad():  # balanced: ‖B e_j‖ = ‖e_jᵀA‖
+        return [
+            LoRAFactors(b, a).balanced() for b, a in _pairs(v.detach(), wbar, ws, bounds, above)
+        ]
 
 
 def adapters(
@@ -271,7 +297,7 @@ def adapters(
     above = _above(ws)
     v = _greedy_states(wbar, ws, bounds).clone().requires_grad_(steps > 0)
     done = None if accept is None else lambda: bool(accept(_factors(v, wbar, ws, bounds, above)))
-    _refine(v, steps, lambda: _log_amplification(_states(v, wbar, ws, bounds, above), wbar), done)
+    _refine(v, steps, lambda: _log_amplification(ws, _pairs(v, wbar, ws, bounds, above)), done)
     out = _factors(v, wbar, ws, bounds, above)
     if not all(torch.isfinite(t).all() for f in out for t in f):
         raise AssumptionError(

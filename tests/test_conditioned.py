@@ -75,22 +75,22 @@ def test_every_state_choice_is_an_exact_solution_with_the_ranks(seed, width, dep
 @given(seed=st.integers(0, 10_000), width=st.integers(2, 8), depth=st.integers(1, 5))
 def test_the_objective_is_the_log_of_the_summed_amplification(seed, width, depth):
     """What L-BFGS minimises is ``log Σ_m ‖N_m‖_F ‖W'_m‖_F ‖M_{m−1}‖_F`` of the adapters that the
-    states give (module docstring), formed here from the merged layers instead of the states."""
+    states give (module docstring); here formed from the state matrices instead, as
+    ``N_m = W̄ Z Φ_m^{-1}``, ``W'_m = Φ_m Φ_{m−1}^{-1}``, ``M_{m−1} = Φ_{m−1} Z^{-1}``."""
     target, frozen = gaussian_instance(seed, width, depth)
     bounds = [min(math.ceil(width / depth) * m, width) for m in range(depth + 1)]
     v = conditioned._greedy_states(target, frozen, bounds)
     above = conditioned._above(frozen)
     value = conditioned._log_amplification(
-        conditioned._states(v, target, frozen, bounds, above), target
+        frozen, conditioned._pairs(v, target, frozen, bounds, above)
     )
-    factors = conditioned._factors(v, target, frozen, bounds, above)
-    merged = [a.merge(w) for w, a in zip(frozen, factors, strict=True)]
-    eye = torch.eye(width, dtype=torch.float64)
+    phis = conditioned._states(v, target, frozen, bounds, above)
+    inv = [torch.linalg.inv(p) for p in phis]
+    fro = torch.linalg.matrix_norm
     total = sum(
-        float(torch.linalg.matrix_norm(product(merged[m + 1 :]) if m + 1 < depth else eye))
-        * float(torch.linalg.matrix_norm(merged[m]))
-        * float(torch.linalg.matrix_norm(product(merged[:m]) if m else eye))
-        for m in range(depth)
+        float(fro(target @ phis[0] @ inv[m]) * fro(phis[m] @ inv[m - 1]))
+        * float(fro(phis[m - 1] @ inv[0]))
+        for m in range(1, depth + 1)
     )
     assert float(value) == pytest.approx(math.log(total), rel=1e-6, abs=1e-6)
 
