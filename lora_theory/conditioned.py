@@ -59,12 +59,11 @@ from .linalg import (
 REFINE_STEPS = 200
 #: Widest ``D`` refined by default: a step costs ``O(L D³)``, so wider problems get the greedy
 #: start unless ``steps`` is passed explicitly. ``D = 256`` (Gaussian ``N(0, 1/D)`` factors, two
-#: cores, ``linear.construct(method="auto")``, which stops refining at its tolerance; seeds 0–4):
-#: ``L = 4`` worst ``2.7e-11`` in 1–11 s, ``L = 8`` worst ``1.7e-10`` in 9–24 s. ``D = 1024`` (with
-#: the earlier objective, a sum of logarithms; seed 0, 100 steps): ``L = 4`` 4e-7 → 1.3e-10
-#: (amplification 2e11 → 1e6) in 155 s, ``L = 8`` 1e-3 → 4e-9 (2e15 → 5e8) in 240 s; minutes per
-#: problem, so not by default here (``linear.construct(method="auto")`` refines such problems only
-#: until its ``WIDE_REFINE_RTOL``).
+#: cores; seeds 0–4): ``linear.construct(method="auto")``, which stops refining at its tolerance,
+#: reaches ``L = 4`` worst ``2.2e-11``, ``L = 8`` worst ``2.0e-10``; all 200 iterations at
+#: ``L = 8`` take 12–14 s. ``D = 1024``, seed 0, ``L = 8``: 1e-3 → 1.4e-9 in 100 steps (319 s);
+#: minutes per problem, so not by default here (``linear.construct(method="auto")`` refines such
+#: problems only until its ``WIDE_REFINE_RTOL``).
 #: Three Gauss–Newton steps on the greedy start's factors instead (``linear.gauss_newton``, 50
 #: LSQR iterations each; seed 0) keep its amplification: ``L = 4`` 4.3e-7 → 1.2e-7 in 54 s,
 #: ``L = 8`` 1.3e-3, no gain, in 65 s.
