@@ -43,8 +43,9 @@ AUTO_REFINE_RTOL = AUTO_RTOL / 10
 #: ``N(0, 1/D)`` factors, ``L = 4``, seeds 0–2: ``3.3e-10``, ``4.0e-10``, ``2.3e-10`` after 40, 20,
 #: 20 iterations (the whole ``construct``: 85, 49, 53 s; with the former objective of
 #: ``conditioned``); ``L = 8``, seed 0: ``6.4e-8``, ``1.1e-8``, ``4.6e-9``, ``2.3e-9``, ``1.4e-9``
-#: after 20, 40, …, 100 iterations (319 s), and ``4.8e-10`` within 200. The cap keeps a call
-#: to about ten minutes on two cores.
+#: after 20, 40, …, 100 iterations (319 s), and ``4.8e-10`` within 200; seeds 1–4 within 200:
+#: ``4.5e-10``, ``2.8e-10``, ``2.3e-10``, ``4.5e-10`` (alone on the machine 209–349 s). The cap
+#: keeps a call to about ten minutes on two cores.
 WIDE_REFINE_RTOL, WIDE_REFINE_STEPS = 5e-10, 200
 
 
