@@ -69,9 +69,8 @@ REFINE_STEPS = 200
 #: ``L = 8`` 1.3e-3, no gain, in 65 s.
 REFINE_MAX_WIDTH = 256
 #: Iterations between two calls of ``accept`` in :func:`adapters` (``method="auto"`` of
-#: :func:`~lora_theory.linear.construct` stops there once the adapters meet its tolerance).
-#: Gaussian ``N(0, 1/D)`` factors, seeds 0–4, ``auto``: ``D = 64``, ``L = 4`` takes 0.0–1.3 s
-#: (most seeds need no refinement), ``L = 8`` 0.7–4.2 s, against 2–8 s for all 200 iterations.
+#: :func:`~lora_theory.linear.construct` stops there once the adapters meet its tolerance; the
+#: wide trajectory at ``D = 1024`` is in ``linear.construction``'s ``WIDE_REFINE_STEPS``).
 CHECK_EVERY = 20
 #: Least decrease of the objective (the logarithm of the amplification: 1e-3 is a 0.1% smaller
 #: amplification) for which :func:`adapters` restarts L-BFGS after it stopped early.
